@@ -1,0 +1,76 @@
+"""Shared CLI plumbing: the --dir option, key arguments, one-line errors."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ..datadir import DataDir
+from ..note import Ed25519Verifier, NoteError, parse_verifier
+
+__all__ = ["DirOption", "data_dir", "fail", "key_argument", "progress_bar", "reported_errors", "stderr"]
+
+stderr = Console(stderr=True)
+
+DirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--dir",
+        "-d",
+        help="Log data directory (default: $SEALTRAIL_DIR or ./sealtrail-data).",
+        show_default=False,
+    ),
+]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print `error: message` on one line to stderr and return the exit to raise."""
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    return typer.Exit(code)
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn expected failures (bad input, missing log, bad proof) into one line and exit 1."""
+    try:
+        yield
+    except (ValueError, RuntimeError, OSError, LookupError) as exc:
+        raise fail(str(exc) or type(exc).__name__) from None
+
+
+def data_dir(path: Path | None) -> DataDir:
+    return DataDir.resolve(path)
+
+
+def key_argument(value: str) -> Ed25519Verifier:
+    """A vkey given inline (name+id+key) or as the path of a file holding one."""
+    text = value
+    if "+" not in value:
+        path = Path(value)
+        if not path.is_file():
+            raise NoteError(f"--vkey {value!r} is neither a vkey nor a file")
+        text = path.read_text()
+    return parse_verifier(text.strip())
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A Rich progress bar on stderr; yields a callback taking the count done so far."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+    )
+    task = progress.add_task(description, total=total)
+    with progress:
+        yield lambda done: progress.update(task, completed=done)

@@ -1,0 +1,126 @@
+"""`sealtrail tiles export|verify`: the static c2sp.org/tlog-tiles form of a log."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..checkpoint import parse_checkpoint
+from ..fetch import open_source
+from ..note import b64decode_strict, b64encode, parse_note
+from ..tiles import TileRef, TreeEdge, tiles_for_size
+from ..verify import AuditError, TrustedState, verify_tiles_log
+from ..view import LogView
+from ._common import DirOption, data_dir, fail, key_argument, progress_bar, reported_errors
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Export or verify a log as c2sp.org/tlog-tiles (checkpoint, hash tiles, entry bundles).")
+
+
+def _write_once(root: Path, relative: str, data: bytes) -> bool:
+    """Write a file atomically; an existing file must already hold the same bytes."""
+    target = root / relative
+    if target.exists():
+        if target.read_bytes() != data:
+            raise OSError(f"{target} exists with other content; tiles are immutable, export to a fresh directory")
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, target)
+    return True
+
+
+@app.command("export")
+def export(
+    out_dir: Annotated[Path, typer.Argument(help="Directory to write the tiles log into.")],
+    dir: DirOption = None,
+) -> None:
+    """Write checkpoint, hash tiles and entry bundles, with the partial tiles of every older checkpoint."""
+    with reported_errors():
+        store = data_dir(dir).store()
+        try:
+            view = LogView(store)
+            size, note = view.latest_checkpoint()
+            refs: set[TileRef] = set(tiles_for_size(size))
+            for old_size, _ in store.checkpoints():
+                refs.update(ref for ref in TreeEdge.edge_refs(old_size) if ref.width)
+            bundles = {TileRef(None, ref.index, ref.width) for ref in refs if ref.level == 0}
+            ordered = sorted(refs | bundles, key=lambda r: (r.level is None, r.level or 0, r.index, r.width))
+            with progress_bar("exporting", len(ordered)) as progress:
+                for done, ref in enumerate(ordered, start=1):
+                    if ref.level is None:
+                        data = view.entry_bundle(ref.index, ref.width, ref.index * 256 + ref.width)
+                    else:
+                        data = store.read_tiles([ref])[0]
+                    _write_once(out_dir, ref.path, data)
+                    progress(done)
+            tmp = out_dir / ".checkpoint.tmp"
+            tmp.write_bytes(note)
+            os.replace(tmp, out_dir / "checkpoint")
+        finally:
+            store.close()
+    print(f"exported size {size}: {len(refs)} tiles and {len(bundles)} entry bundles to {out_dir}")
+
+
+def _load_state(path: Path) -> TrustedState | None:
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return TrustedState(data["origin"], int(data["size"]), b64decode_strict(data["root"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise OSError(f"state file {path} is unreadable ({exc}); move it away to start trusting afresh") from None
+
+
+def _save_state(path: Path, origin: str, size: int, root: bytes, note: bytes | None) -> None:
+    body = {"origin": origin, "size": size, "root": b64encode(root)}
+    if note is not None:
+        body["checkpoint"] = note.decode()
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(body, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+@app.command("verify")
+def verify(
+    source: Annotated[str, typer.Argument(help="Directory or http(s) URL prefix of a tiles log.")],
+    vkey: Annotated[str, typer.Option("--vkey", help="The log's verifier key, inline or as a file path.")],
+    state: Annotated[
+        Path | None, typer.Option("--state", help="JSON file remembering the last verified checkpoint.")
+    ] = None,
+    origin: Annotated[str | None, typer.Option("--origin", help="Log origin (default: the vkey's name).")] = None,
+) -> None:
+    """Verify a tiles log: checkpoint signature, every entry in every tile and the root, consistency with --state."""
+    with reported_errors():
+        verifier = key_argument(vkey)
+        log_origin = origin or verifier.name
+        trusted = _load_state(state) if state else None
+        tiles = open_source(source)
+        try:
+            note = tiles.fetch("checkpoint")
+            size_hint = parse_checkpoint(parse_note(note)[0]).size if note else 0
+            with progress_bar("verifying", size_hint) as progress:
+                latest = verify_tiles_log(
+                    tiles.fetch,
+                    log_origin,
+                    verifier,
+                    extra_checkpoints=tiles.archived_checkpoints(),
+                    state=trusted,
+                    progress=progress,
+                )
+        except AuditError as exc:
+            raise fail(f"tiles log is NOT intact: {exc}") from None
+        finally:
+            tiles.close()
+        if state:
+            _save_state(state, log_origin, latest.size, latest.root, note)
+    print(f"ok: {log_origin} size {latest.size} root {b64encode(latest.root)} verified")

@@ -1,0 +1,383 @@
+"""The event envelope (DESIGN.md §3): validation, defaults and entry bytes.
+
+Pure: no I/O. `prepare` turns what a source sent into the exact entry bytes
+that get hashed into the tree: it validates every field with a message that
+names it, fills in id, received, salt and defaults, and moves a `raw` payload
+that would push the entry past 65,535 bytes out of line (the envelope keeps
+its SHA-256 digest, so integrity still covers it).
+
+Identity and dedup: an event's id is what the source gave; else, when the
+source names a delivery, a UUIDv8 derived from (source type, source id,
+delivery) with SHA-256 (RFC 9562 §B.2), so a redelivery gets the same id;
+else a fresh UUIDv7. An event's dedup keys are its id and, when it has a
+delivery, that derived id: a repeat of either is the same event.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import ipaddress
+import os
+import re
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from .jcs import CanonicalJsonError, canonical_json, json_decoder
+from .merkle import leaf_hash
+from .note import NoteError, Signer, Verifier, b64decode_strict, b64encode
+from .tiles import ENTRY_MAX
+
+__all__ = [
+    "KINDS_EXAMPLES",
+    "OUTCOMES",
+    "SOURCE_TYPES",
+    "Envelope",
+    "EventError",
+    "PreparedEvent",
+    "delivery_id",
+    "format_time",
+    "is_out_of_line",
+    "normalise",
+    "prepare",
+    "sign_event",
+    "signing_bytes",
+    "uuid7",
+    "verify_event_signature",
+]
+
+VERSION = 1
+SOURCE_TYPES = frozenset(
+    {"github", "gitlab", "jenkins", "kubernetes", "syslog", "cloudevents", "otlp", "api", "git", "hec", "sealtrail"}
+)
+OUTCOMES = frozenset({"success", "failure", "unknown"})
+KINDS_EXAMPLES = (
+    "code.push", "code.review", "ci.run", "ci.job", "deploy", "auth.failure", "auth.success",
+    "access.change", "config.change", "api.request", "secret.alert",
+)  # fmt: skip
+SALT_BYTES = 16
+MAX_LABEL = 1024
+
+MAX_RAW_BYTES = 8 * 1024 * 1024
+"""Largest raw payload accepted (stored out of line when it does not fit an entry)."""
+
+_KIND_PATTERN = r"^[a-z][a-z0-9_-]*(?:\.[a-z0-9_-]+)*$"
+_UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_CANONICAL_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_DELIVERY_NAMESPACE = b"sealtrail.dev/delivery/v1\n"
+
+
+class EventError(ValueError):
+    """An event is invalid; the message names the field and what to change."""
+
+
+# --- identifiers and times -----------------------------------------------------
+
+
+def _uuid_text(raw: bytes) -> str:
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def uuid7(unix_ms: int | None = None) -> str:
+    """A UUID version 7 (RFC 9562 §5.7): 48-bit Unix milliseconds, then 74 random bits."""
+    ms = time.time_ns() // 1_000_000 if unix_ms is None else unix_ms
+    r = os.urandom(10)
+    raw = (ms & 0xFFFFFFFFFFFF).to_bytes(6, "big") + bytes((0x70 | (r[0] & 0x0F), r[1], 0x80 | (r[2] & 0x3F))) + r[3:]
+    return _uuid_text(raw)
+
+
+def delivery_id(source_type: str, source_id: str, delivery: str) -> str:
+    """The UUIDv8 (RFC 9562 §B.2, SHA-256 name-based) of a source's delivery."""
+    digest = hashlib.sha256(_DELIVERY_NAMESPACE + f"{source_type}\n{source_id}\n{delivery}".encode()).digest()
+    raw = digest[:6] + bytes((0x80 | (digest[6] & 0x0F), digest[7], 0x80 | (digest[8] & 0x3F))) + digest[9:16]
+    return _uuid_text(raw)
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with microseconds: 2026-11-26T13:24:51.123456Z."""
+    if moment.tzinfo is None:
+        raise EventError("timestamps must carry a time zone")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _time(field: str, value: Any) -> str:
+    if type(value) is not str:
+        raise EventError(f"{field}: expected an RFC 3339 timestamp string")
+    try:
+        if _CANONICAL_TIME.fullmatch(value):
+            datetime.fromisoformat(value[:-1])
+            return value
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise EventError(f"{field}: {value!r} is not an RFC 3339 timestamp") from None
+    if parsed.tzinfo is None:
+        raise EventError(f"{field}: {value!r} has no time zone (add Z or an offset)")
+    return format_time(parsed)
+
+
+# --- the envelope schema (validated in C by msgspec) ------------------------------
+
+Label = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_LABEL)]
+SourceType = Literal[
+    "github", "gitlab", "jenkins", "kubernetes", "syslog", "cloudevents", "otlp", "api", "git", "hec", "sealtrail"
+]
+Outcome = Literal["success", "failure", "unknown"]
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
+    pass
+
+
+class Source(_Strict):
+    type: SourceType
+    id: Label
+    delivery: Label | None = None
+
+
+class Actor(_Strict):
+    id: Label | None = None
+    name: Label | None = None
+    type: Label | None = None
+    ip: Label | None = None
+
+
+class Target(_Strict):
+    type: Label | None = None
+    id: Label | None = None
+    name: Label | None = None
+
+
+class Signature(_Strict):
+    key: Label
+    alg: Literal["ed25519"]
+    value: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9+/]{86}==$")]
+
+
+class Envelope(_Strict):
+    """DESIGN.md §3. Unset optional fields are omitted from the canonical bytes."""
+
+    source: Source
+    kind: Annotated[str, msgspec.Meta(pattern=_KIND_PATTERN, max_length=128)]
+    v: Literal[1] | msgspec.UnsetType = msgspec.UNSET
+    id: Annotated[str, msgspec.Meta(pattern=_UUID_PATTERN)] | None = None
+    time: str | None = None
+    received: str | None = None
+    action: Label | None = None
+    outcome: Outcome | msgspec.UnsetType = msgspec.UNSET
+    actor: Actor | None = None
+    target: Target | None = None
+    env: Label | None = None
+    attrs: dict[str, Any] | None = None
+    raw: Any = None
+    sig: Signature | None = None
+    salt: str | None = None
+
+
+assert set(SourceType.__args__) == SOURCE_TYPES  # type: ignore[attr-defined]
+
+_DECODER = json_decoder(Envelope)
+_EMPTY_ACTOR = Actor()
+_EMPTY_TARGET = Target()
+_HINTS = {
+    "kind": f"expected a lowercase dotted category such as {', '.join(KINDS_EXAMPLES[:4])}",
+    "id": "expected a UUID such as 0192f1e4-7a3b-7c1d-9e2f-0a1b2c3d4e5f",
+    "sig.value": "expected the base64 of a 64-byte Ed25519 signature",
+}
+_AT = re.compile(r"^(.*) - at `\$\.?(.*)`$")
+
+
+def _explain(exc: msgspec.MsgspecError) -> EventError:
+    """A msgspec error as `field: what is wrong`."""
+    message = str(exc)
+    match = _AT.match(message)
+    if match is None:
+        return EventError(message[0].lower() + message[1:] if message else "invalid event")
+    what, field = match.groups()
+    field = field or "event"
+    return EventError(f"{field}: {_HINTS.get(field, what[0].lower() + what[1:])}")
+
+
+def _ip(value: str) -> str:
+    try:
+        if socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, value)) == value:
+            return value
+    except OSError:
+        pass
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise EventError(f"actor.ip: {value!r} is not an IP address") from None
+
+
+def _salt(value: str) -> str:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != SALT_BYTES or b64encode(raw) != value:
+        raise EventError("salt: expected canonical base64 of 16 random bytes")
+    return value
+
+
+def _complete(env: Envelope, received: str) -> tuple[Envelope, bytes | None]:
+    """Check what the schema cannot express and fill in defaults, in place.
+
+    Returns the envelope and the 16-byte delivery-derived id, if it has a delivery.
+    """
+    if env.received is not None:
+        raise EventError("received: set by sealtrail when it accepts the event; leave it out")
+    if env.sig is not None and (env.id is None or env.salt is None):
+        raise EventError("sig: a signed event must carry its own id and salt (the signature covers them)")
+    env.v = 1
+    if env.outcome is msgspec.UNSET:
+        env.outcome = "unknown"
+    source = env.source
+    derived = None
+    if source.delivery is not None:
+        derived = delivery_id(source.type, source.id, source.delivery)
+    if env.id is None:
+        env.id = derived or uuid7()
+    else:
+        env.id = env.id.lower()
+    env.time = received if env.time is None else _time("time", env.time)
+    env.received = received
+    if env.actor is not None:
+        if env.actor.ip is not None:
+            env.actor.ip = _ip(env.actor.ip)
+        if env.actor == _EMPTY_ACTOR:
+            env.actor = None
+    if env.target == _EMPTY_TARGET:
+        env.target = None
+    env.salt = b64encode(os.urandom(SALT_BYTES)) if env.salt is None else _salt(env.salt)
+    return env, None if derived is None else bytes.fromhex(derived.replace("-", ""))
+
+
+def _decode(event: Mapping[str, Any] | bytes | str) -> Envelope:
+    try:
+        if isinstance(event, bytes | str):
+            env = _DECODER.decode(event)
+        elif isinstance(event, Mapping):
+            env = msgspec.convert(dict(event), Envelope)
+        else:
+            raise EventError("an event must be a JSON object")
+    except msgspec.DecodeError as exc:
+        raise EventError(f"malformed JSON: {exc}") from None
+    except msgspec.ValidationError as exc:
+        raise _explain(exc) from None
+    return env
+
+
+def normalise(event: Mapping[str, Any] | bytes | str, *, received: str) -> Envelope:
+    """The validated envelope with defaults filled in (id, time, outcome, salt, received).
+
+    `event` is JSON text (the ingest path) or Python values.
+    """
+    return _complete(_decode(event), received)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedEvent:
+    """An envelope ready to append: its entry bytes, leaf hash and dedup keys."""
+
+    id: str
+    keys: tuple[bytes, ...]
+    """16-byte dedup keys: the id, then the delivery-derived id if that differs."""
+    entry: bytes
+    leaf_hash: bytes
+    blob: tuple[str, bytes] | None
+    """(sha256 hex digest, canonical bytes) of a raw payload stored out of line."""
+
+
+def _seal(env: Envelope, derived: bytes | None, *, float_free: bool) -> PreparedEvent:
+    try:
+        entry = canonical_json(env, float_free=float_free)
+        blob: tuple[str, bytes] | None = None
+        if len(entry) > ENTRY_MAX and env.raw is not None:
+            raw_bytes = canonical_json(env.raw, float_free=float_free)
+            if len(raw_bytes) > MAX_RAW_BYTES:
+                raise EventError(f"raw: {len(raw_bytes)} bytes, over the {MAX_RAW_BYTES}-byte limit")
+            digest = hashlib.sha256(raw_bytes).hexdigest()
+            env.raw = {"digest": f"sha256:{digest}", "size": len(raw_bytes)}
+            blob = (digest, raw_bytes)
+            entry = canonical_json(env, float_free=float_free)
+    except CanonicalJsonError as exc:
+        raise EventError(str(exc)) from None
+    if len(entry) > ENTRY_MAX:
+        raise EventError(
+            f"event is {len(entry)} bytes after canonicalisation, over the {ENTRY_MAX}-byte entry limit "
+            "even with raw stored out of line; move bulky fields from attrs into raw"
+        )
+    event_id = env.id
+    assert event_id is not None
+    key = bytes.fromhex(event_id.replace("-", ""))
+    keys = (key,) if derived is None or derived == key else (key, derived)
+    return PreparedEvent(event_id, keys, entry, leaf_hash(entry), blob)
+
+
+def prepare(event: Mapping[str, Any] | bytes | str, *, received: str | None = None) -> PreparedEvent:
+    """Validate one event (JSON text, or Python values) and produce its entry (at most 65,535 bytes)."""
+    env, derived = _complete(_decode(event), received or format_time(datetime.now(UTC)))
+    return _seal(env, derived, float_free=isinstance(event, bytes | str))
+
+
+def is_out_of_line(raw: Any) -> bool:
+    """True if `raw` is the {digest, size} stand-in for a payload stored as a blob."""
+    return (
+        type(raw) is dict
+        and raw.keys() == {"digest", "size"}
+        and type(raw["digest"]) is str
+        and _DIGEST.fullmatch(raw["digest"]) is not None
+        and type(raw["size"]) is int
+    )
+
+
+# --- signing at the source -----------------------------------------------------
+
+
+def signing_bytes(envelope: Mapping[str, Any]) -> bytes:
+    """What a source signs: the canonical envelope without `sig` and `received`.
+
+    `received` is excluded because sealtrail sets it after the source signed.
+    """
+    try:
+        return canonical_json({k: v for k, v in envelope.items() if k not in ("sig", "received")})
+    except CanonicalJsonError as exc:
+        raise EventError(str(exc)) from None
+
+
+def sign_event(envelope: Mapping[str, Any], signer: Signer) -> dict[str, Any]:
+    """A copy of `envelope` with id and salt fixed and an Ed25519 `sig` over it."""
+    signed = {k: v for k, v in envelope.items() if k != "sig"}
+    signed.setdefault("id", uuid7())
+    signed.setdefault("salt", b64encode(os.urandom(SALT_BYTES)))
+    value = signer.sign(signing_bytes(signed))
+    signed["sig"] = {"key": f"{signer.name}+{signer.key_id:08x}", "alg": "ed25519", "value": b64encode(value)}
+    return signed
+
+
+def verify_event_signature(envelope: Mapping[str, Any], verifiers: list[Verifier]) -> Verifier:
+    """Raise EventError unless `sig` is a valid signature by one of `verifiers`; return it."""
+    try:
+        sig = msgspec.convert(envelope.get("sig"), Signature)
+    except msgspec.ValidationError as exc:
+        raise EventError(f"sig: {exc}") from None
+    by_key = {f"{v.name}+{v.key_id:08x}": v for v in verifiers}
+    verifier = by_key.get(sig.key)
+    if verifier is None:
+        raise EventError(f"sig.key: {sig.key!r} is not a key trusted for this source")
+    try:
+        signature = b64decode_strict(sig.value)
+    except NoteError as exc:
+        raise EventError(f"sig.value: {exc}") from None
+    if not verifier.verify(signing_bytes(envelope), signature):
+        raise EventError("sig: signature does not verify (the event was changed or signed by another key)")
+    return verifier

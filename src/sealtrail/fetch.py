@@ -1,0 +1,69 @@
+"""Read a c2sp.org/tlog-tiles log from a directory or an http(s) URL prefix."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+
+from .tiles import parse_tile_path
+
+__all__ = ["DirectorySource", "HttpSource", "TilesSource", "open_source"]
+
+_CHECKPOINT_FILE = re.compile(r"checkpoint\.(0|[1-9][0-9]*)")
+
+
+class TilesSource:
+    """Fetch resources of a tiles log by path; None when absent."""
+
+    def fetch(self, path: str) -> bytes | None:
+        raise NotImplementedError
+
+    def archived_checkpoints(self) -> list[bytes]:
+        """Older checkpoints kept beside the log (checkpoint.<size> files), if any."""
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+class DirectorySource(TilesSource):
+    def __init__(self, root: Path) -> None:
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root} is not a directory")
+        self.root = root
+
+    def fetch(self, path: str) -> bytes | None:
+        if path != "checkpoint":
+            parse_tile_path(path)  # refuse anything that is not a tile path
+        target = self.root / path
+        return target.read_bytes() if target.is_file() else None
+
+    def archived_checkpoints(self) -> list[bytes]:
+        found = [(int(m.group(1)), p) for p in self.root.iterdir() if (m := _CHECKPOINT_FILE.fullmatch(p.name))]
+        return [path.read_bytes() for _, path in sorted(found)]
+
+
+class HttpSource(TilesSource):
+    def __init__(self, prefix: str, timeout: float = 30.0) -> None:
+        self.prefix = prefix.rstrip("/") + "/"
+        self.client = httpx.Client(timeout=timeout, follow_redirects=True, headers={"User-Agent": "sealtrail"})
+
+    def fetch(self, path: str) -> bytes | None:
+        response = self.client.get(self.prefix + path)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise OSError(f"GET {self.prefix + path}: HTTP {response.status_code}")
+        return response.content
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def open_source(spec: str) -> TilesSource:
+    """A directory path, or an http(s):// URL prefix."""
+    if spec.startswith(("http://", "https://")):
+        return HttpSource(spec)
+    return DirectorySource(Path(spec))

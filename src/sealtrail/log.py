@@ -1,0 +1,300 @@
+"""The sequencer: the one writer of a log.
+
+Ownership: a Log owns the tree's right edge (TreeEdge) and is the only caller
+of its store's writer methods. Callers hand it prepared events with `submit`;
+a single writer thread groups everything queued into batches, assigns
+indices, commits each batch in one durable transaction (group commit), and
+only then resolves the callers' futures: acknowledged means committed and
+fsynced. After a batch it signs a checkpoint, at most once per
+`checkpoint_interval` seconds, and always before it closes.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import orjson
+
+from .checkpoint import Checkpoint, sign_checkpoint
+from .event import PreparedEvent
+from .merkle import leaf_hash
+from .note import Signer, b64encode
+from .store.base import DuplicateKeyError, ExistingEvent, LogStore, StoreError
+from .tiles import TreeEdge
+
+__all__ = ["Log", "Receipt"]
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Where an event sits in the log. `duplicate` marks a repeat of an earlier delivery."""
+
+    index: int
+    leaf_hash: bytes
+    id: str
+    duplicate: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "leaf_hash": b64encode(self.leaf_hash), "id": self.id}
+        if self.duplicate:
+            out["duplicate"] = True
+        return out
+
+
+@dataclass(slots=True)
+class _Request:
+    events: Sequence[PreparedEvent]
+    future: Future[list[Receipt]]
+    receipts: list[Receipt] = field(default_factory=list)
+
+
+_STOP = object()
+
+
+class Log:
+    """Appends to one log through a single writer thread (see module docstring)."""
+
+    def __init__(
+        self,
+        store: LogStore,
+        signer: Signer,
+        *,
+        checkpoint_interval: float = 1.0,
+        max_batch: int = 4096,
+        close_store: bool = False,
+    ) -> None:
+        if signer.name != store.origin:
+            raise StoreError(f"log key is named {signer.name!r} but the log's origin is {store.origin!r}")
+        if checkpoint_interval < 0 or max_batch < 1:
+            raise ValueError("checkpoint_interval must be >= 0 and max_batch >= 1")
+        self._store = store
+        self._signer = signer
+        self._interval = checkpoint_interval
+        self._max_batch = max_batch
+        self._close_store = close_store
+        self._edge = self._load_edge()
+        size = self._edge.size
+        latest = store.latest_checkpoint()
+        self._signed: tuple[int, bytes] | None = latest
+        self._last_sign = 0.0
+        self._cond = threading.Condition()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        self._submit_lock = threading.Lock()
+        if latest is None or latest[0] < size:
+            self._sign()  # a fresh log, or entries committed before a crash
+        self._thread = threading.Thread(target=self._run, name="sealtrail-sequencer", daemon=True)
+        self._thread.start()
+
+    # -- public API ----------------------------------------------------------
+
+    @property
+    def origin(self) -> str:
+        return self._store.origin
+
+    @property
+    def size(self) -> int:
+        """Entries committed so far (may be ahead of the latest checkpoint)."""
+        return self._edge.size
+
+    def submit(self, events: Sequence[PreparedEvent]) -> Future[list[Receipt]]:
+        """Queue events; the future resolves with one receipt each, in order, once durable."""
+        future: Future[list[Receipt]] = Future()
+        with self._submit_lock:
+            if self._closed:
+                future.set_exception(StoreError("the log is closed"))
+            elif not events:
+                future.set_result([])
+            else:
+                self._queue.put(_Request(events, future))
+        return future
+
+    def append(self, events: Sequence[PreparedEvent]) -> list[Receipt]:
+        """Submit and wait for durability."""
+        return self.submit(events).result()
+
+    def latest_checkpoint(self) -> tuple[int, bytes]:
+        with self._cond:
+            assert self._signed is not None
+            return self._signed
+
+    def wait_for_checkpoint(self, size: int, timeout: float | None = None) -> tuple[int, bytes]:
+        """Block until a signed checkpoint covers `size` entries; return it."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._signed is None or self._signed[0] < size:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"no checkpoint covers {size} entries yet")
+                self._cond.wait(remaining)
+            return self._signed
+
+    def close(self) -> None:
+        """Drain what was submitted, sign a final checkpoint, stop the writer thread."""
+        with self._submit_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
+        self._thread.join()
+        try:
+            self._sign()
+        finally:
+            if self._close_store:
+                self._store.close()
+
+    def __enter__(self) -> Log:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writer thread -------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            due = self._checkpoint_due()
+            try:
+                first = self._queue.get(timeout=due)
+            except queue.Empty:
+                self._sign_safely()
+                continue
+            if first is _STOP:
+                break
+            requests = [first]
+            count = len(first.events)
+            while count < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                requests.append(item)
+                count += len(item.events)
+            self._process(requests)
+            if self._checkpoint_due() == 0:
+                self._sign_safely()
+
+    def _checkpoint_due(self) -> float | None:
+        """Seconds until a checkpoint must be signed; None if it is up to date."""
+        if self._signed is not None and self._signed[0] >= self._edge.size:
+            return None
+        return max(0.0, self._last_sign + self._interval - time.monotonic())
+
+    def _process(self, requests: list[_Request]) -> None:
+        flat = [(request, event) for request in requests for event in request.events]
+        done = 0
+        try:
+            for start in range(0, len(flat), self._max_batch):
+                chunk = flat[start : start + self._max_batch]
+                receipts = self._commit([event for _, event in chunk])
+                for (request, _), receipt in zip(chunk, receipts, strict=True):
+                    request.receipts.append(receipt)
+                done = start + len(chunk)
+        except BaseException as exc:  # storage failure: fail what is not durable
+            for request in {id(r): r for r, _ in flat[done:]}.values():
+                request.future.set_exception(exc)
+            for request in requests:
+                if not request.future.done():
+                    request.future.set_result(request.receipts)
+            return
+        for request in requests:
+            request.future.set_result(request.receipts)
+
+    def _commit(self, events: Sequence[PreparedEvent]) -> list[Receipt]:
+        """Dedup, index, hash into the tree and durably store one batch.
+
+        Optimistic: the store's unique key index is the dedup check. Only when
+        it reports a stored key does the batch look its keys up and go again.
+        """
+        try:
+            return self._commit_known(events, {})
+        except DuplicateKeyError:
+            keys = [key for event in events for key in event.keys]
+            return self._commit_known(events, self._store.find_existing(keys))
+
+    def _commit_known(self, events: Sequence[PreparedEvent], stored: dict[bytes, ExistingEvent]) -> list[Receipt]:
+        seen: dict[bytes, Receipt] = {}
+        receipts: list[Receipt] = []
+        entries: list[bytes] = []
+        keys: list[tuple[bytes, int]] = []
+        leaves: list[bytes] = []
+        blobs: list[tuple[str, bytes]] = []
+        next_index = self._edge.size
+        for event in events:
+            receipt = self._duplicate(event, stored, seen)
+            if receipt is None:
+                receipt = Receipt(next_index, event.leaf_hash, event.id)
+                for key in event.keys:
+                    seen[key] = receipt
+                    keys.append((key, next_index))
+                next_index += 1
+                entries.append(event.entry)
+                leaves.append(event.leaf_hash)
+                if event.blob is not None:
+                    blobs.append(event.blob)
+            receipts.append(receipt)
+        if entries:
+            before = self._edge.copy()
+            first = self._edge.size
+            changed = self._edge.append(leaves)
+            try:
+                self._store.append_batch(first, entries, keys, changed, blobs)
+            except DuplicateKeyError:
+                self._edge = before
+                raise
+            except BaseException:
+                # The transaction rolled back, unless it failed after becoming
+                # durable: trust only what the store now holds.
+                try:
+                    self._edge = self._load_edge()
+                except Exception:
+                    self._edge = before
+                raise
+        return receipts
+
+    @staticmethod
+    def _duplicate(
+        event: PreparedEvent, stored: dict[bytes, ExistingEvent], seen: dict[bytes, Receipt]
+    ) -> Receipt | None:
+        """The receipt of the earlier event sharing a dedup key with `event`, if any."""
+        for key in event.keys:
+            if key in stored:
+                hit = stored[key]
+                original = orjson.loads(hit.entry).get("id", "")
+                return Receipt(hit.index, leaf_hash(hit.entry), original, duplicate=True)
+            if key in seen:
+                return replace(seen[key], duplicate=True)
+        return None
+
+    def _load_edge(self) -> TreeEdge:
+        size = self._store.size()
+        refs = TreeEdge.edge_refs(size)
+        present = iter(self._store.read_tiles([ref for ref in refs if ref.width]))
+        return TreeEdge(size, [next(present) if ref.width else b"" for ref in refs])
+
+    def _sign_safely(self) -> None:
+        try:
+            self._sign()
+        except Exception:  # keep accepting events; the next batch or close() retries
+            self._last_sign = time.monotonic()
+
+    def _sign(self) -> None:
+        size = self._edge.size
+        if self._signed is not None and self._signed[0] >= size:
+            return
+        note = sign_checkpoint(Checkpoint(self._store.origin, size, self._edge.root()), self._signer)
+        self._store.add_checkpoint(size, note)
+        self._last_sign = time.monotonic()
+        with self._cond:
+            self._signed = (size, note)
+            self._cond.notify_all()

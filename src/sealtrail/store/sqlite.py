@@ -1,0 +1,321 @@
+"""The embedded default engine: one SQLite file in WAL mode with synchronous=FULL.
+
+Append-only is enforced by triggers inside the database, so a plain `sqlite3`
+session cannot UPDATE or DELETE an event, skip an index, shrink or rewrite a
+tile, or replace a checkpoint. Each connection belongs to one thread; the
+sequencer's writes go through the connection of the thread that makes them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from itertools import chain
+from pathlib import Path
+
+from ..tiles import TileRef
+from .base import DuplicateKeyError, ExistingEvent, StoreError
+
+__all__ = ["SCHEMA_VERSION", "SqliteStore"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- One row per leaf. entry holds the exact bytes hashed into the tree.
+CREATE TABLE events (
+    idx   INTEGER PRIMARY KEY,
+    entry BLOB NOT NULL
+);
+CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'sealtrail: events are append-only'); END;
+CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'sealtrail: events are append-only'); END;
+
+-- Dedup keys (16 bytes): each event's id, and its delivery-derived id if different.
+CREATE TABLE event_keys (
+    key BLOB PRIMARY KEY,
+    idx INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER event_keys_append_only_update BEFORE UPDATE ON event_keys
+BEGIN SELECT RAISE(ABORT, 'sealtrail: event keys are append-only'); END;
+CREATE TRIGGER event_keys_append_only_delete BEFORE DELETE ON event_keys
+BEGIN SELECT RAISE(ABORT, 'sealtrail: event keys are append-only'); END;
+
+-- c2sp.org/tlog-tiles hash tiles; a partial tile grows in place until full (8192 bytes = 256 hashes).
+CREATE TABLE tiles (
+    level  INTEGER NOT NULL,
+    idx    INTEGER NOT NULL,
+    hashes BLOB NOT NULL CHECK (length(hashes) % 32 = 0 AND length(hashes) BETWEEN 32 AND 8192),
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TRIGGER tiles_grow_only BEFORE UPDATE ON tiles
+WHEN NEW.level IS NOT OLD.level OR NEW.idx IS NOT OLD.idx
+  OR length(OLD.hashes) = 8192
+  OR length(NEW.hashes) <= length(OLD.hashes)
+  OR substr(NEW.hashes, 1, length(OLD.hashes)) IS NOT OLD.hashes
+BEGIN SELECT RAISE(ABORT, 'sealtrail: tiles only grow'); END;
+CREATE TRIGGER tiles_no_delete BEFORE DELETE ON tiles
+BEGIN SELECT RAISE(ABORT, 'sealtrail: tiles only grow'); END;
+
+CREATE TABLE checkpoints (
+    size      INTEGER PRIMARY KEY,
+    note      BLOB NOT NULL,
+    signed_at TEXT NOT NULL
+);
+CREATE TRIGGER checkpoints_append_only_update BEFORE UPDATE ON checkpoints
+BEGIN SELECT RAISE(ABORT, 'sealtrail: checkpoints are append-only'); END;
+CREATE TRIGGER checkpoints_append_only_delete BEFORE DELETE ON checkpoints
+BEGIN SELECT RAISE(ABORT, 'sealtrail: checkpoints are append-only'); END;
+
+-- Raw payloads too large for an entry, addressed by SHA-256 of their bytes.
+CREATE TABLE blobs (
+    digest TEXT PRIMARY KEY,
+    data   BLOB NOT NULL
+);
+CREATE TRIGGER blobs_no_update BEFORE UPDATE ON blobs
+BEGIN SELECT RAISE(ABORT, 'sealtrail: blobs are immutable'); END;
+"""
+
+
+_FIND_KEYS = "SELECT k.key, e.idx, e.entry FROM event_keys AS k JOIN events AS e ON e.idx = k.idx WHERE k.key IN"
+
+
+class SqliteStore:
+    """A log in one SQLite database file (see LogStore for the contract)."""
+
+    def __init__(self, path: Path, origin: str) -> None:
+        self.path = path
+        self._origin = origin
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+
+    # -- lifecycle -----------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: Path, origin: str) -> SqliteStore:
+        """Create a new, empty log database; refuses to overwrite an existing one."""
+        if path.exists():
+            raise StoreError(f"{path} already exists")
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _split_statements(_SCHEMA):
+                conn.execute(statement)
+            conn.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?)",
+                [
+                    ("schema_version", str(SCHEMA_VERSION)),
+                    ("origin", origin),
+                    ("created", datetime.now(UTC).isoformat()),
+                ],
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        return cls(path, origin)
+
+    @classmethod
+    def open(cls, path: Path) -> SqliteStore:
+        """Open an existing log database."""
+        if not path.is_file():
+            raise StoreError(f"no log database at {path}; run `sealtrail init` first")
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path} is not a sealtrail log database: {exc}") from None
+        finally:
+            conn.close()
+        if meta.get("schema_version") != str(SCHEMA_VERSION):
+            raise StoreError(f"{path} has schema version {meta.get('schema_version')}, want {SCHEMA_VERSION}")
+        return cls(path, meta["origin"])
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=10000")
+            conn.execute("PRAGMA cache_size=-65536")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    @property
+    def origin(self) -> str:
+        return self._origin
+
+    # -- writer side ---------------------------------------------------------
+
+    def size(self) -> int:
+        row = self._conn().execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM events").fetchone()
+        return int(row[0])
+
+    def read_tiles(self, refs: Sequence[TileRef]) -> list[bytes]:
+        conn = self._conn()
+        out = []
+        for ref in refs:
+            if ref.level is None:
+                raise StoreError("read_tiles reads hash tiles; use entries() for bundles")
+            row = conn.execute(
+                "SELECT hashes FROM tiles WHERE level = ? AND idx = ?", (ref.level, ref.index)
+            ).fetchone()
+            need = ref.width * 32
+            if row is None or len(row[0]) < need:
+                raise StoreError(f"tile {ref.path} is missing or short")
+            out.append(row[0][:need] if len(row[0]) > need else row[0])
+        return out
+
+    def find_existing(self, keys: Sequence[bytes]) -> dict[bytes, ExistingEvent]:
+        conn = self._conn()
+        found: dict[bytes, ExistingEvent] = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            query = f"{_FIND_KEYS} ({marks})"
+            for key, idx, entry in conn.execute(query, chunk):
+                found[bytes(key)] = ExistingEvent(int(idx), bytes(entry))
+        return found
+
+    def append_batch(
+        self,
+        first_index: int,
+        entries: Sequence[bytes],
+        keys: Sequence[tuple[bytes, int]],
+        tiles: Mapping[tuple[int, int], bytes],
+        blobs: Sequence[tuple[str, bytes]],
+    ) -> None:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if blobs:
+                _insert_rows(conn, "INSERT OR IGNORE INTO blobs(digest, data) VALUES", 2, _flat(blobs))
+            try:
+                _insert_rows(conn, "INSERT INTO event_keys(key, idx) VALUES", 2, _flat(keys))
+            except sqlite3.IntegrityError:
+                raise DuplicateKeyError("an event key is already stored") from None
+            indices = range(first_index, first_index + len(entries))
+            rows = _flat(zip(indices, entries, strict=True))
+            _insert_rows(conn, "INSERT INTO events(idx, entry) VALUES", 2, rows)
+            conn.executemany(
+                "INSERT INTO tiles(level, idx, hashes) VALUES (?, ?, ?) "
+                "ON CONFLICT(level, idx) DO UPDATE SET hashes = excluded.hashes",
+                [(level, index, data) for (level, index), data in tiles.items()],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def add_checkpoint(self, size: int, note: bytes) -> None:
+        conn = self._conn()
+        conn.execute(
+            "INSERT OR IGNORE INTO checkpoints(size, note, signed_at) VALUES (?, ?, ?)",
+            (size, note, datetime.now(UTC).isoformat()),
+        )
+
+    # -- reader side ---------------------------------------------------------
+
+    def latest_checkpoint(self) -> tuple[int, bytes] | None:
+        row = self._conn().execute("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def checkpoint_at(self, size: int) -> bytes | None:
+        row = self._conn().execute("SELECT note FROM checkpoints WHERE size = ?", (size,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def checkpoints(self) -> Iterator[tuple[int, bytes]]:
+        last = -1
+        conn = self._conn()
+        while True:
+            rows = conn.execute(
+                "SELECT size, note FROM checkpoints WHERE size > ? ORDER BY size LIMIT 1000", (last,)
+            ).fetchall()
+            if not rows:
+                return
+            for size, note in rows:
+                yield int(size), bytes(note)
+            last = rows[-1][0]
+
+    def entries(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+        conn = self._conn()
+        step = 4096
+        pos = start
+        while pos < end:
+            rows = conn.execute(
+                "SELECT idx, entry FROM events WHERE idx >= ? AND idx < ? ORDER BY idx",
+                (pos, min(pos + step, end)),
+            ).fetchall()
+            yield from rows
+            pos += step
+
+    def entry(self, index: int) -> bytes | None:
+        row = self._conn().execute("SELECT entry FROM events WHERE idx = ?", (index,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def index_of(self, key: bytes) -> int | None:
+        row = self._conn().execute("SELECT idx FROM event_keys WHERE key = ?", (key,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def blob(self, digest: str) -> bytes | None:
+        row = self._conn().execute("SELECT data FROM blobs WHERE digest = ?", (digest,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+
+_ROWS_PER_STATEMENT = 500
+
+
+@lru_cache(maxsize=64)
+def _values_clause(width: int, rows: int) -> str:
+    row = "(" + ",".join("?" * width) + ")"
+    return ",".join([row] * rows)
+
+
+def _flat(rows: Iterable[tuple[object, ...]]) -> list[object]:
+    return list(chain.from_iterable(rows))
+
+
+def _insert_rows(conn: sqlite3.Connection, head: str, width: int, params: list[object]) -> None:
+    """Multi-row INSERT: one statement per 500 rows.
+
+    Unlike executemany, which releases and retakes the GIL for every row and
+    crawls when other threads are busy, each statement runs in one step.
+    """
+    per_statement = _ROWS_PER_STATEMENT * width
+    for start in range(0, len(params), per_statement):
+        chunk = params[start : start + per_statement]
+        conn.execute(f"{head} {_values_clause(width, len(chunk) // width)}", chunk)
+
+
+def _split_statements(script: str) -> list[str]:
+    """Split the schema into statements; triggers end with END;."""
+    statements: list[str] = []
+    current: list[str] = []
+    for line in script.strip().splitlines():
+        if line.startswith("--") or not line.strip():
+            continue
+        current.append(line)
+        text = "\n".join(current)
+        if sqlite3.complete_statement(text):
+            statements.append(text)
+            current = []
+    return statements

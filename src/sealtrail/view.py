@@ -1,0 +1,76 @@
+"""Read-only access to a stored log: checkpoints, entries, tiles and proofs.
+
+Proofs are computed from the stored tiles in O(log n) tile reads; nothing
+here writes. Safe to use from any thread while the sequencer appends.
+"""
+
+from __future__ import annotations
+
+from .merkle import ProofError, consistency_proof, inclusion_proof, leaf_hash
+from .store.base import LogStore, StoreError
+from .tiles import TILE_WIDTH, TileRef, encode_bundle, node_reader, tile_width
+from .tlogproof import TlogProof
+
+__all__ = ["LogView"]
+
+
+class LogView:
+    """Queries over one LogStore; every size argument must be a checkpointed size or smaller."""
+
+    def __init__(self, store: LogStore) -> None:
+        self.store = store
+
+    def latest_checkpoint(self) -> tuple[int, bytes]:
+        latest = self.store.latest_checkpoint()
+        if latest is None:
+            raise StoreError("the log has no signed checkpoint yet")
+        return latest
+
+    def checkpoint(self, size: int | None = None) -> tuple[int, bytes]:
+        """The checkpoint of `size` (default: the latest)."""
+        if size is None:
+            return self.latest_checkpoint()
+        note = self.store.checkpoint_at(size)
+        if note is None:
+            raise StoreError(f"no checkpoint was signed at size {size}")
+        return size, note
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        return inclusion_proof(index, size, node_reader(self.store.read_tiles, size))
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes]:
+        """Proof that tree `old` is a prefix of tree `new`; `new` may not pass the latest checkpoint."""
+        latest, _ = self.latest_checkpoint()
+        if new > latest:
+            raise ProofError(f"size {new} is beyond the latest checkpoint (size {latest})")
+        return consistency_proof(old, new, node_reader(self.store.read_tiles, new))
+
+    def entry(self, index: int) -> bytes:
+        entry = self.store.entry(index)
+        if entry is None:
+            raise StoreError(f"no entry at index {index}")
+        return entry
+
+    def tlog_proof(self, index: int, size: int | None = None) -> TlogProof:
+        """A c2sp.org/tlog-proof for entry `index` against the checkpoint of `size`."""
+        size, note = self.checkpoint(size)
+        if not 0 <= index < size:
+            raise ProofError(f"index {index} is not covered by the checkpoint of size {size}")
+        leaf = leaf_hash(self.entry(index))
+        return TlogProof(index, self.inclusion_proof(index, size), note, extra=leaf)
+
+    def tile(self, level: int, index: int, width: int, size: int) -> bytes:
+        """A hash tile as served at tree `size`; width must match that size."""
+        if tile_width(level, index, size) != width:
+            raise StoreError(f"tile {TileRef(level, index, width).path} does not exist at size {size}")
+        return self.store.read_tiles([TileRef(level, index, width)])[0]
+
+    def entry_bundle(self, index: int, width: int, size: int) -> bytes:
+        """An entry bundle as served at tree `size`."""
+        if tile_width(0, index, size) != width:
+            raise StoreError(f"entry bundle {TileRef(None, index, width).path} does not exist at size {size}")
+        start = index * TILE_WIDTH
+        entries = [entry for _, entry in self.store.entries(start, start + width)]
+        if len(entries) != width:
+            raise StoreError(f"entries {start}..{start + width} are incomplete")
+        return encode_bundle(entries)
