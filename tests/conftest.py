@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,11 +73,6 @@ def run_cli(*args: str | os.PathLike[str], stdin: bytes | None = None, cwd: Path
 
 
 @pytest.fixture
-def cli() -> type[CliRunnerShim]:
-    return CliRunnerShim
-
-
-class CliRunnerShim:
-    """`cli.run(...)`: the sealtrail command in a subprocess."""
-
-    run = staticmethod(run_cli)
+def cli() -> Callable[..., CliResult]:
+    """Run the real `sealtrail` command in a subprocess: cli("verify", "--dir", d)."""
+    return run_cli
