@@ -24,9 +24,8 @@ import re
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 
@@ -42,6 +41,7 @@ __all__ = [
     "Envelope",
     "EventError",
     "PreparedEvent",
+    "Source",
     "delivery_id",
     "format_time",
     "is_out_of_line",
@@ -165,12 +165,12 @@ class Signature(_Strict):
 class Envelope(_Strict):
     """DESIGN.md §3. Unset optional fields are omitted from the canonical bytes."""
 
-    source: Source
     kind: Annotated[str, msgspec.Meta(pattern=_KIND_PATTERN, max_length=128)]
     v: Literal[1] | msgspec.UnsetType = msgspec.UNSET
     id: Annotated[str, msgspec.Meta(pattern=_UUID_PATTERN)] | None = None
     time: str | None = None
     received: str | None = None
+    source: Source | None = None
     action: Label | None = None
     outcome: Outcome | msgspec.UnsetType = msgspec.UNSET
     actor: Actor | None = None
@@ -198,6 +198,8 @@ _AT = re.compile(r"^(.*) - at `\$\.?(.*)`$")
 def _explain(exc: msgspec.MsgspecError) -> EventError:
     """A msgspec error as `field: what is wrong`."""
     message = str(exc)
+    if "unknown field" in message:
+        message = message.replace(" - at `$`", "") + " (extras belong in attrs)"
     match = _AT.match(message)
     if match is None:
         return EventError(message[0].lower() + message[1:] if message else "invalid event")
@@ -228,7 +230,7 @@ def _salt(value: str) -> str:
     return value
 
 
-def _complete(env: Envelope, received: str) -> tuple[Envelope, bytes | None]:
+def _complete(env: Envelope, received: str, default_source: Source | None = None) -> tuple[Envelope, bytes | None]:
     """Check what the schema cannot express and fill in defaults, in place.
 
     Returns the envelope and the 16-byte delivery-derived id, if it has a delivery.
@@ -240,6 +242,10 @@ def _complete(env: Envelope, received: str) -> tuple[Envelope, bytes | None]:
     env.v = 1
     if env.outcome is msgspec.UNSET:
         env.outcome = "unknown"
+    if env.source is None:
+        if default_source is None:
+            raise EventError("source: required ({type, id}: where the event comes from)")
+        env.source = default_source
     source = env.source
     derived = None
     if source.delivery is not None:
@@ -269,24 +275,28 @@ def _decode(event: Mapping[str, Any] | bytes | str) -> Envelope:
             env = msgspec.convert(dict(event), Envelope)
         else:
             raise EventError("an event must be a JSON object")
-    except msgspec.DecodeError as exc:
-        raise EventError(f"malformed JSON: {exc}") from None
     except msgspec.ValidationError as exc:
         raise _explain(exc) from None
+    except msgspec.DecodeError as exc:
+        raise EventError(f"malformed JSON: {exc}") from None
     return env
 
 
-def normalise(event: Mapping[str, Any] | bytes | str, *, received: str) -> Envelope:
+def normalise(
+    event: Mapping[str, Any] | bytes | str, *, received: str, default_source: Source | None = None
+) -> Envelope:
     """The validated envelope with defaults filled in (id, time, outcome, salt, received).
 
     `event` is JSON text (the ingest path) or Python values.
     """
-    return _complete(_decode(event), received)[0]
+    return _complete(_decode(event), received, default_source)[0]
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedEvent:
-    """An envelope ready to append: its entry bytes, leaf hash and dedup keys."""
+class PreparedEvent(NamedTuple):
+    """An envelope ready to append: its entry bytes, leaf hash and dedup keys.
+
+    A tuple so that it is cheap to build and to pass between processes.
+    """
 
     id: str
     keys: tuple[bytes, ...]
@@ -323,9 +333,14 @@ def _seal(env: Envelope, derived: bytes | None, *, float_free: bool) -> Prepared
     return PreparedEvent(event_id, keys, entry, leaf_hash(entry), blob)
 
 
-def prepare(event: Mapping[str, Any] | bytes | str, *, received: str | None = None) -> PreparedEvent:
-    """Validate one event (JSON text, or Python values) and produce its entry (at most 65,535 bytes)."""
-    env, derived = _complete(_decode(event), received or format_time(datetime.now(UTC)))
+def prepare(
+    event: Mapping[str, Any] | bytes | str, *, received: str | None = None, default_source: Source | None = None
+) -> PreparedEvent:
+    """Validate one event (JSON text, or Python values) and produce its entry (at most 65,535 bytes).
+
+    `default_source` stands in for a missing `source` (e.g. the API token's source).
+    """
+    env, derived = _complete(_decode(event), received or format_time(datetime.now(UTC)), default_source)
     return _seal(env, derived, float_free=isinstance(event, bytes | str))
 
 

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -31,14 +31,38 @@ from .tiles import TreeEdge
 __all__ = ["Log", "Receipt"]
 
 
-@dataclass(frozen=True, slots=True)
 class Receipt:
-    """Where an event sits in the log. `duplicate` marks a repeat of an earlier delivery."""
+    """Where an event sits in the log. `duplicate` marks a repeat of an earlier delivery.
 
-    index: int
-    leaf_hash: bytes
-    id: str
-    duplicate: bool = False
+    A slotted class, not a dataclass: the sequencer makes one per event.
+    """
+
+    __slots__ = ("duplicate", "id", "index", "leaf_hash")
+
+    def __init__(self, index: int, leaf_hash: bytes, id: str, duplicate: bool = False) -> None:
+        self.index = index
+        self.leaf_hash = leaf_hash
+        self.id = id
+        self.duplicate = duplicate
+
+    def as_duplicate(self) -> Receipt:
+        return Receipt(self.index, self.leaf_hash, self.id, True)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Receipt):
+            return NotImplemented
+        return (self.index, self.leaf_hash, self.id, self.duplicate) == (
+            other.index,
+            other.leaf_hash,
+            other.id,
+            other.duplicate,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.index, self.leaf_hash, self.id, self.duplicate))
+
+    def __repr__(self) -> str:
+        return f"Receipt(index={self.index}, id={self.id!r}, duplicate={self.duplicate})"
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"index": self.index, "leaf_hash": b64encode(self.leaf_hash), "id": self.id}
@@ -273,7 +297,7 @@ class Log:
                 original = orjson.loads(hit.entry).get("id", "")
                 return Receipt(hit.index, leaf_hash(hit.entry), original, duplicate=True)
             if key in seen:
-                return replace(seen[key], duplicate=True)
+                return seen[key].as_duplicate()
         return None
 
     def _load_edge(self) -> TreeEdge:

@@ -41,6 +41,8 @@ def reported_errors() -> Iterator[None]:
     """Turn expected failures (bad input, missing log, bad proof) into one line and exit 1."""
     try:
         yield
+    except (typer.Exit, typer.Abort):
+        raise
     except (ValueError, RuntimeError, OSError, LookupError) as exc:
         raise fail(str(exc) or type(exc).__name__) from None
 

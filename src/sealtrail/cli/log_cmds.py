@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import orjson
 import typer
 
-from ..event import EventError, PreparedEvent, format_time, prepare
+from ..event import SOURCE_TYPES, PreparedEvent, Source
+from ..ingest import LineError, Preparer
 from ..note import b64encode
 from ..view import LogView
 from ._common import DirOption, data_dir, fail, reported_errors
 
 __all__ = ["register"]
+
+PARALLEL_FROM = 20_000
+"""Inputs with at least this many lines are prepared in worker processes."""
 
 
 def init(
@@ -32,24 +35,17 @@ def init(
     print(f"created log {origin} in {directory.path} (key: {directory.skey}, mode 600)", file=sys.stderr)
 
 
-def _read_events(source: str, default_source: dict[str, str]) -> list[PreparedEvent]:
+def _read_events(source: str, default_source: Source) -> list[PreparedEvent]:
     """Parse and validate every line before anything is written."""
     data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
-    received = format_time(datetime.now(UTC))
+    lines = data.split(b"\n")
     prepared: list[PreparedEvent] = []
-    for number, line in enumerate(data.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            event = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise fail(f"line {number}: malformed JSON ({exc}); nothing was written") from None
-        if isinstance(event, dict) and "source" not in event:
-            event["source"] = default_source
-        try:
-            prepared.append(prepare(event, received=received))
-        except EventError as exc:
-            raise fail(f"line {number}: {exc}; nothing was written") from None
+    try:
+        with Preparer(None if len(lines) >= PARALLEL_FROM else 0) as preparer:
+            for chunk in preparer.prepare(lines, default_source=default_source):
+                prepared.extend(chunk)
+    except LineError as exc:
+        raise fail(f"{exc}; nothing was written") from None
     return prepared
 
 
@@ -65,10 +61,10 @@ def append(
     Every line is validated first: if one is bad, nothing is written.
     """
     source_type, _, source_id = source.partition(":")
-    if not source_id:
-        raise fail("--source must look like TYPE:ID, e.g. api:deploy-bot")
+    if source_type not in SOURCE_TYPES or not source_id:
+        raise fail(f"--source must look like TYPE:ID with TYPE one of {', '.join(sorted(SOURCE_TYPES))}")
     with reported_errors():
-        prepared = _read_events(file, {"type": source_type, "id": source_id})
+        prepared = _read_events(file, Source(type=source_type, id=source_id))  # type: ignore[arg-type]
         with data_dir(dir).open_log() as log:
             receipts = log.append(prepared)
     out = sys.stdout.buffer
