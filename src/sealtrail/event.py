@@ -197,15 +197,13 @@ _AT = re.compile(r"^(.*) - at `\$\.?(.*)`$")
 
 def _explain(exc: msgspec.MsgspecError) -> EventError:
     """A msgspec error as `field: what is wrong`."""
-    message = str(exc)
-    if "unknown field" in message:
-        message = message.replace(" - at `$`", "") + " (extras belong in attrs)"
+    message = str(exc) or "invalid event"
     match = _AT.match(message)
-    if match is None:
-        return EventError(message[0].lower() + message[1:] if message else "invalid event")
-    what, field = match.groups()
-    field = field or "event"
-    return EventError(f"{field}: {_HINTS.get(field, what[0].lower() + what[1:])}")
+    what, field = match.groups() if match else (message, "")
+    what = what[0].lower() + what[1:]
+    if not field:
+        return EventError(what + (" (extras belong in attrs)" if "unknown field" in what else ""))
+    return EventError(f"{field}: {_HINTS.get(field, what)}")
 
 
 def _ip(value: str) -> str:
