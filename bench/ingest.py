@@ -21,16 +21,14 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from pymerkle import SqliteTree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus import events  # noqa: E402
-
-from sealtrail.datadir import DataDir  # noqa: E402
-from sealtrail.ingest import Preparer  # noqa: E402
+from corpus import events
+from sealtrail.datadir import DataDir
+from sealtrail.ingest import Preparer
 
 
 def run_sealtrail(lines: list[bytes], batch: int, work: Path, workers: int) -> tuple[float, list[bytes]]:
@@ -72,7 +70,9 @@ def run_plain(entries: list[bytes], batch: int, work: Path) -> float:
     start = time.perf_counter()
     for i in range(0, len(entries), batch):
         conn.execute("BEGIN")
-        conn.executemany("INSERT INTO entries VALUES (?, ?)", [(i + j, e) for j, e in enumerate(entries[i : i + batch])])
+        conn.executemany(
+            "INSERT INTO entries VALUES (?, ?)", [(i + j, e) for j, e in enumerate(entries[i : i + batch])]
+        )
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
     conn.close()
@@ -95,11 +95,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory(dir=Path(__file__).parent) as tmp:
             work = Path(tmp)
             elapsed, entries = run_sealtrail(lines, args.batch, work, args.workers)
-            runs: dict[str, Callable[[], float]] = {
-                "pymerkle": lambda: run_pymerkle(entries, args.batch, work),
-                "plain": lambda: run_plain(entries, args.batch, work),
+            timings = {
+                "sealtrail": elapsed,
+                "pymerkle": run_pymerkle(entries, args.batch, work),
+                "plain": run_plain(entries, args.batch, work),
             }
-            timings = {"sealtrail": elapsed} | {name: run() for name, run in runs.items()}
         for name, seconds in timings.items():
             best[name] = min(best.get(name, float("inf")), seconds)
     print(f"canonical entries average {sum(map(len, entries)) / len(entries):.0f} bytes")

@@ -148,6 +148,15 @@ class Log:
             assert self._signed is not None
             return self._signed
 
+    def sign_now(self) -> tuple[int, bytes]:
+        """Sign a checkpoint covering everything submitted before this call, now, whatever the interval."""
+        waiter: Future[tuple[int, bytes]] = Future()
+        with self._submit_lock:
+            if self._closed:
+                raise StoreError("the log is closed")
+            self._queue.put(waiter)
+        return waiter.result()
+
     def wait_for_checkpoint(self, size: int, timeout: float | None = None) -> tuple[int, bytes]:
         """Block until a signed checkpoint covers `size` entries; return it."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -192,8 +201,12 @@ class Log:
                 continue
             if first is _STOP:
                 break
+            if isinstance(first, Future):
+                self._sign_for(first)
+                continue
             requests = [first]
             count = len(first.events)
+            sign_after: list[Future[tuple[int, bytes]]] = []
             while count < self._max_batch:
                 try:
                     item = self._queue.get_nowait()
@@ -202,11 +215,23 @@ class Log:
                 if item is _STOP:
                     stopping = True
                     break
+                if isinstance(item, Future):
+                    sign_after.append(item)
+                    break
                 requests.append(item)
                 count += len(item.events)
             self._process(requests)
+            for waiter in sign_after:
+                self._sign_for(waiter)
             if self._checkpoint_due() == 0:
                 self._sign_safely()
+
+    def _sign_for(self, waiter: Future[tuple[int, bytes]]) -> None:
+        try:
+            self._sign()
+            waiter.set_result(self.latest_checkpoint())
+        except BaseException as exc:
+            waiter.set_exception(exc)
 
     def _checkpoint_due(self) -> float | None:
         """Seconds until a checkpoint must be signed; None if it is up to date."""
@@ -270,9 +295,9 @@ class Log:
         if entries:
             before = self._edge.copy()
             first = self._edge.size
-            changed = self._edge.append(leaves)
+            changed, inner = self._edge.append_tiles(leaves)
             try:
-                self._store.append_batch(first, entries, keys, changed, blobs)
+                self._store.append_batch(first, entries, keys, changed, blobs, inner)
             except DuplicateKeyError:
                 self._edge = before
                 raise

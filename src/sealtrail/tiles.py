@@ -8,6 +8,7 @@ with floor(size / 256**L) mod 256 hashes, and is never hashed into the level abo
 
 from __future__ import annotations
 
+import hashlib
 import re
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,6 +29,7 @@ __all__ = [
     "node_reader",
     "parse_tile_path",
     "tile_for_node",
+    "tile_inner",
     "tile_path",
     "tile_width",
     "tiles_for_size",
@@ -39,6 +41,7 @@ TILE_BYTES = TILE_WIDTH * HASH_SIZE
 ENTRY_MAX = 0xFFFF
 """Entry bundles length-prefix each entry with a big-endian uint16."""
 
+_sha256 = hashlib.sha256
 _PATH = re.compile(r"tile/(?:(entries)|(0|[1-9][0-9]?))/((?:x[0-9]{3}/)*[0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?")
 
 
@@ -157,16 +160,64 @@ def node_from_tile(tile: bytes, start: int, end: int) -> bytes:
     return root_hash(hashes)
 
 
-def node_reader(read_tiles: Callable[[Sequence[TileRef]], Sequence[bytes]], size: int) -> NodeReader:
-    """A merkle.NodeReader over tiles: one read_tiles call per request, one fetch per tile."""
+INNER_HASHES = TILE_WIDTH - 2
+"""Hashes of tree levels 8L+1 .. 8L+7 inside a full tile: 128 + 64 + ... + 2."""
+
+
+def tile_inner(hashes: Sequence[bytes]) -> tuple[bytes, bytes]:
+    """For a full tile: its inner levels, concatenated level by level, and its root.
+
+    The inner levels are derived data that sealtrail stores beside each full
+    tile so that a proof reads a node instead of rehashing up to 128 hashes.
+    """
+    if len(hashes) != TILE_WIDTH:
+        raise ValueError("only a full tile has inner levels")
+    level = list(hashes)
+    inner: list[bytes] = []
+    while len(level) > 1:
+        level = [_sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+        inner.extend(level)
+    root = inner.pop()
+    return b"".join(inner), root
+
+
+def _inner_offset(rise: int, index: int) -> int:
+    """Position in tile_inner() of the node `index` of inner level `rise` (1..7)."""
+    return TILE_WIDTH - (1 << (TILE_HEIGHT + 1 - rise)) + (index & ((TILE_WIDTH >> rise) - 1))
+
+
+TileReader = Callable[[Sequence[TileRef]], Sequence[bytes]]
+InnerReader = Callable[[Sequence[TileRef]], Sequence[bytes | None]]
+
+
+def node_reader(read_tiles: TileReader, size: int, read_inner: InnerReader | None = None) -> NodeReader:
+    """A merkle.NodeReader over tiles: one read per tile needed.
+
+    With `read_inner` (stored tile_inner data of full tiles), a node inside a
+    full tile is read, not recomputed; tiles without inner data are rehashed.
+    """
 
     def read(nodes: Sequence[Node]) -> list[bytes]:
-        located = [tile_for_node(node, size) for node in nodes]
-        wanted = sorted({ref for ref, _, _ in located})
-        data = dict(zip(wanted, read_tiles(wanted), strict=True))
+        located = [(node, *tile_for_node(node, size)) for node in nodes]
+        inner_wanted = sorted(
+            {ref for (level, _), ref, _, _ in located if level % TILE_HEIGHT and not ref.partial}
+            if read_inner is not None
+            else set()
+        )
+        inner = dict(zip(inner_wanted, read_inner(inner_wanted), strict=True)) if read_inner and inner_wanted else {}
+        tiles_wanted = sorted(
+            {ref for (level, _), ref, _, _ in located if not (level % TILE_HEIGHT and inner.get(ref))}
+        )
+        tiles = dict(zip(tiles_wanted, read_tiles(tiles_wanted), strict=True)) if tiles_wanted else {}
         out = []
-        for ref, start, end in located:
-            tile = data[ref]
+        for (level, index), ref, start, end in located:
+            rise = level % TILE_HEIGHT
+            stored = inner.get(ref) if rise else None
+            if stored:
+                offset = _inner_offset(rise, index) * HASH_SIZE
+                out.append(stored[offset : offset + HASH_SIZE])
+                continue
+            tile = tiles[ref]
             if len(tile) < end * HASH_SIZE:
                 raise ValueError(f"{ref.path} is {len(tile)} bytes, need {end * HASH_SIZE}")
             out.append(node_from_tile(tile, start, end))
@@ -253,9 +304,16 @@ class TreeEdge:
         A tile that became full appears with its 8192 final bytes; the edge tile
         of each touched level appears with its current partial contents.
         """
+        return self.append_tiles(leaf_hashes)[0]
+
+    def append_tiles(
+        self, leaf_hashes: Sequence[bytes]
+    ) -> tuple[dict[tuple[int, int], bytes], dict[tuple[int, int], bytes]]:
+        """append(), also returning the inner levels (see tile_inner) of every tile that became full."""
         changed: dict[tuple[int, int], bytes] = {}
+        inner: dict[tuple[int, int], bytes] = {}
         if not leaf_hashes:
-            return changed
+            return changed, inner
         pending: list[bytes] = list(leaf_hashes)
         level = 0
         size_at_level = self.size
@@ -269,7 +327,8 @@ class TreeEdge:
                 edge.append(h)
                 if len(edge) == TILE_WIDTH:
                     changed[(level, index)] = b"".join(edge)
-                    completed.append(root_hash(edge))
+                    inner[(level, index)], root = tile_inner(edge)
+                    completed.append(root)
                     edge.clear()
                     index += 1
             if edge:
@@ -278,7 +337,7 @@ class TreeEdge:
             pending = completed
             level += 1
         self.size += len(leaf_hashes)
-        return changed
+        return changed, inner
 
     def tile(self, level: int) -> bytes:
         """Current contents of the edge tile at `level`."""

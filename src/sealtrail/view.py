@@ -6,7 +6,11 @@ here writes. Safe to use from any thread while the sequencer appends.
 
 from __future__ import annotations
 
-from .merkle import ProofError, consistency_proof, inclusion_proof, leaf_hash
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from .merkle import Node, NodeReader, ProofError, consistency_proof, inclusion_proof, leaf_hash
 from .store.base import LogStore, StoreError
 from .tiles import TILE_WIDTH, TileRef, encode_bundle, node_reader, tile_width
 from .tlogproof import TlogProof
@@ -15,10 +19,36 @@ __all__ = ["LogView"]
 
 
 class LogView:
-    """Queries over one LogStore; every size argument must be a checkpointed size or smaller."""
+    """Queries over one LogStore; every size argument must be a checkpointed size or smaller.
 
-    def __init__(self, store: LogStore) -> None:
+    Node hashes of complete subtrees never change, so the view keeps the most
+    recently used ones: proofs against the same checkpoint share the nodes on
+    the tree's right edge, and popular subtrees stay warm.
+    """
+
+    def __init__(self, store: LogStore, cache_nodes: int = 1 << 16) -> None:
         self.store = store
+        self._cache: OrderedDict[Node, bytes] = OrderedDict()
+        self._cache_limit = cache_nodes
+        self._lock = threading.Lock()
+
+    def _reader(self, size: int) -> NodeReader:
+        stored = node_reader(self.store.read_tiles, size, self.store.read_inner)
+
+        def read(nodes: Sequence[Node]) -> list[bytes]:
+            with self._lock:
+                known = {node: self._cache[node] for node in nodes if node in self._cache}
+            missing = [node for node in nodes if node not in known]
+            found = dict(zip(missing, stored(missing), strict=True)) if missing else {}
+            with self._lock:
+                for node, value in (known | found).items():
+                    self._cache[node] = value
+                    self._cache.move_to_end(node)
+                while len(self._cache) > self._cache_limit:
+                    self._cache.popitem(last=False)
+            return [known[node] if node in known else found[node] for node in nodes]
+
+        return read
 
     def latest_checkpoint(self) -> tuple[int, bytes]:
         latest = self.store.latest_checkpoint()
@@ -36,14 +66,14 @@ class LogView:
         return size, note
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        return inclusion_proof(index, size, node_reader(self.store.read_tiles, size))
+        return inclusion_proof(index, size, self._reader(size))
 
     def consistency_proof(self, old: int, new: int) -> list[bytes]:
         """Proof that tree `old` is a prefix of tree `new`; `new` may not pass the latest checkpoint."""
         latest, _ = self.latest_checkpoint()
         if new > latest:
             raise ProofError(f"size {new} is beyond the latest checkpoint (size {latest})")
-        return consistency_proof(old, new, node_reader(self.store.read_tiles, new))
+        return consistency_proof(old, new, self._reader(new))
 
     def entry(self, index: int) -> bytes:
         entry = self.store.entry(index)

@@ -49,6 +49,10 @@ class LogStore(Protocol):
         """The first `width` hashes of each tile; raises StoreError if one is short."""
         ...
 
+    def read_inner(self, refs: Sequence[TileRef]) -> list[bytes | None]:
+        """The stored inner levels (tiles.tile_inner) of full tiles; None where absent."""
+        ...
+
     def find_existing(self, keys: Sequence[bytes]) -> dict[bytes, ExistingEvent]:
         """Stored events holding any of these 16-byte dedup keys, by key."""
         ...
@@ -60,10 +64,11 @@ class LogStore(Protocol):
         keys: Sequence[tuple[bytes, int]],
         tiles: Mapping[tuple[int, int], bytes],
         blobs: Sequence[tuple[str, bytes]],
+        inner: Mapping[tuple[int, int], bytes] | None = None,
     ) -> None:
         """Atomically and durably add entries at first_index.., their (key, index) dedup
-        keys, changed tiles and blobs. Raises DuplicateKeyError, writing nothing, if a
-        key is already stored."""
+        keys, changed tiles, the inner levels of tiles that became full, and blobs.
+        Raises DuplicateKeyError, writing nothing, if a key is already stored."""
         ...
 
     def add_checkpoint(self, size: int, note: bytes) -> None:

@@ -65,6 +65,19 @@ BEGIN SELECT RAISE(ABORT, 'sealtrail: tiles only grow'); END;
 CREATE TRIGGER tiles_no_delete BEFORE DELETE ON tiles
 BEGIN SELECT RAISE(ABORT, 'sealtrail: tiles only grow'); END;
 
+-- Levels 8L+1 .. 8L+7 inside each full tile (tiles.tile_inner): derived from the
+-- tile, stored so that a proof reads a node instead of rehashing up to 128 hashes.
+CREATE TABLE tile_inner (
+    level  INTEGER NOT NULL,
+    idx    INTEGER NOT NULL,
+    hashes BLOB NOT NULL CHECK (length(hashes) = 8128),
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TRIGGER tile_inner_no_update BEFORE UPDATE ON tile_inner
+BEGIN SELECT RAISE(ABORT, 'sealtrail: tiles only grow'); END;
+CREATE TRIGGER tile_inner_no_delete BEFORE DELETE ON tile_inner
+BEGIN SELECT RAISE(ABORT, 'sealtrail: tiles only grow'); END;
+
 CREATE TABLE checkpoints (
     size      INTEGER PRIMARY KEY,
     note      BLOB NOT NULL,
@@ -185,6 +198,15 @@ class SqliteStore:
             out.append(row[0][:need] if len(row[0]) > need else row[0])
         return out
 
+    def read_inner(self, refs: Sequence[TileRef]) -> list[bytes | None]:
+        conn = self._conn()
+        out: list[bytes | None] = []
+        for ref in refs:
+            row = conn.execute("SELECT hashes FROM tile_inner WHERE level = ? AND idx = ?", (ref.level, ref.index))
+            found = row.fetchone()
+            out.append(None if found is None else bytes(found[0]))
+        return out
+
     def find_existing(self, keys: Sequence[bytes]) -> dict[bytes, ExistingEvent]:
         conn = self._conn()
         found: dict[bytes, ExistingEvent] = {}
@@ -203,6 +225,7 @@ class SqliteStore:
         keys: Sequence[tuple[bytes, int]],
         tiles: Mapping[tuple[int, int], bytes],
         blobs: Sequence[tuple[str, bytes]],
+        inner: Mapping[tuple[int, int], bytes] | None = None,
     ) -> None:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
@@ -221,6 +244,11 @@ class SqliteStore:
                 "ON CONFLICT(level, idx) DO UPDATE SET hashes = excluded.hashes",
                 [(level, index, data) for (level, index), data in tiles.items()],
             )
+            if inner:
+                conn.executemany(
+                    "INSERT INTO tile_inner(level, idx, hashes) VALUES (?, ?, ?)",
+                    [(level, index, data) for (level, index), data in inner.items()],
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
