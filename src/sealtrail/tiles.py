@@ -307,16 +307,24 @@ class TreeEdge:
         return self.append_tiles(leaf_hashes)[0]
 
     def append_tiles(
-        self, leaf_hashes: Sequence[bytes]
+        self, hashes: Sequence[bytes], level: int = 0
     ) -> tuple[dict[tuple[int, int], bytes], dict[tuple[int, int], bytes]]:
-        """append(), also returning the inner levels (see tile_inner) of every tile that became full."""
+        """append(), also returning the inner levels (see tile_inner) of every tile that became full.
+
+        With level > 0, `hashes` are roots of whole tiles of the level below
+        (each standing for 256**level leaves); the edge below `level` must be empty.
+        """
         changed: dict[tuple[int, int], bytes] = {}
         inner: dict[tuple[int, int], bytes] = {}
-        if not leaf_hashes:
+        span = 1 << (TILE_HEIGHT * level)
+        if self.size % span:
+            raise ValueError(f"cannot append whole level-{level} subtrees to a tree of size {self.size}")
+        if not hashes:
             return changed, inner
-        pending: list[bytes] = list(leaf_hashes)
-        level = 0
-        size_at_level = self.size
+        pending: list[bytes] = list(hashes)
+        size_at_level = self.size >> (TILE_HEIGHT * level)
+        while len(self._edge) < level:
+            self._edge.append([])
         while pending:
             if level == len(self._edge):
                 self._edge.append([])
@@ -336,7 +344,7 @@ class TreeEdge:
             size_at_level >>= TILE_HEIGHT
             pending = completed
             level += 1
-        self.size += len(leaf_hashes)
+        self.size += len(hashes) * span
         return changed, inner
 
     def tile(self, level: int) -> bytes:

@@ -2,28 +2,51 @@
 
 `audit_store` checks a local store; `verify_tiles_log` checks any
 c2sp.org/tlog-tiles log (a directory or an http(s) URL), ours or not. Both
-stream: they rebuild the tree from the entry bytes one tile at a time, compare
-every stored or served tile with the rebuilt one, compare every checkpoint's
-root with the rebuilt root at its size, and stop at the first discrepancy,
-naming the index, tile or checkpoint at fault. Memory stays O(tree height).
+rebuild the tree from the entry bytes one tile at a time, compare every stored
+or served tile with the rebuilt one, compare every checkpoint's root with the
+rebuilt root at its size, and stop at the first discrepancy, naming the index,
+tile or checkpoint at fault.
+
+The level-0 work (hash every entry, compare its tile, compute the tile's
+root) is independent per tile, so `audit_store` spreads it over worker
+processes; one process assembles the levels above in order. Memory stays
+bounded: a window of tile ranges in flight and the tree's right edge.
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 from .checkpoint import Checkpoint, open_checkpoint
 from .merkle import HASH_SIZE, ProofError, consistency_proof, verify_consistency
 from .note import NoteError, Verifier, b64encode
-from .store.base import LogStore, StoreError
-from .tiles import TILE_WIDTH, TileRef, TreeEdge, decode_bundle, node_reader, tile_width
+from .store.base import LogStore
+from .store.sqlite import SqliteStore
+from .tiles import TILE_WIDTH, TileRef, TreeEdge, decode_bundle, node_reader, tile_inner, tile_width
 
-__all__ = ["AuditError", "AuditReport", "TreeChecker", "audit_store", "verify_tiles_log"]
+__all__ = [
+    "AuditError",
+    "AuditReport",
+    "LeafTile",
+    "TrustedState",
+    "audit_store",
+    "check_leaf_tiles",
+    "default_workers",
+    "verify_tiles_log",
+]
 
 Progress = Callable[[int], None]
 """Called with the number of entries checked so far."""
+
+_TILES_PER_TASK = 64
 
 
 class AuditError(Exception):
@@ -48,95 +71,186 @@ def _first_difference(a: bytes, b: bytes) -> int:
     raise ValueError("tiles are equal")
 
 
-TileSource = Callable[[int, int, int], bytes | None]
-"""(level, index, width) -> the claimed tile bytes (at least width hashes), or None if absent."""
+# --- where the claimed data comes from -------------------------------------------
 
 
-class TreeChecker:
-    """Rebuilds a tree leaf by leaf and holds claimed tiles and roots to account.
+class LeafSource(Protocol):
+    """Entries and the tiles they must hash into, as a store or a tiles log claims them."""
 
-    Feed it consecutive entries; it raises AuditError at the first leaf whose
-    hash differs from the claimed level-0 tile, the first upper tile that
-    differs from the rebuilt one, or the first expected root that does not
-    match. `final_size` fixes the width each claimed tile is asked for.
-    """
+    def entries(self, tile: int, width: int) -> list[bytes]:
+        """The `width` entries of level-0 tile `tile`; AuditError naming the first missing index."""
+        ...
 
-    def __init__(self, final_size: int, claimed_tile: TileSource, describe: Callable[[TileRef], str]) -> None:
-        self.final_size = final_size
-        self.edge = TreeEdge()
-        self._claimed = claimed_tile
-        self._describe = describe
+    def tile(self, level: int, index: int, width: int) -> bytes | None: ...
 
-    def _claim(self, level: int, index: int) -> tuple[bytes, TileRef]:
-        width = tile_width(level, index, self.final_size)
-        ref = TileRef(level, index, width or 1)
-        data = self._claimed(level, index, width) if width else None
+    def inner(self, level: int, index: int) -> bytes | None:
+        """Stored inner levels of a full tile (tiles.tile_inner), or None if the source keeps none."""
+        ...
+
+    def describe(self, ref: TileRef) -> str: ...
+
+
+class _StoreSource:
+    def __init__(self, store: LogStore) -> None:
+        self.store = store
+
+    def entries(self, tile: int, width: int) -> list[bytes]:
+        start = tile * TILE_WIDTH
+        rows = list(self.store.entries(start, start + width))
+        if len(rows) != width or (rows and (rows[0][0] != start or rows[-1][0] != start + width - 1)):
+            present = {index for index, _ in rows}
+            missing = next(i for i in range(start, start + width) if i not in present)
+            raise AuditError(f"index {missing}: entry missing")
+        return [entry for _, entry in rows]
+
+    def tile(self, level: int, index: int, width: int) -> bytes | None:
+        return self.store.tile_bytes(level, index)
+
+    def inner(self, level: int, index: int) -> bytes | None:
+        return self.store.read_inner([TileRef(level, index)])[0]
+
+    def describe(self, ref: TileRef) -> str:
+        return f"stored tile {ref.path}"
+
+
+class _FetchSource:
+    def __init__(self, fetch: Callable[[str], bytes | None]) -> None:
+        self.fetch = fetch
+
+    def entries(self, tile: int, width: int) -> list[bytes]:
+        ref = TileRef(None, tile, width)
+        data = self.fetch(ref.path)
         if data is None:
-            raise AuditError(f"{self._describe(ref)} is missing")
-        if len(data) != width * HASH_SIZE:
-            raise AuditError(f"{self._describe(ref)} is {len(data)} bytes, want {width * HASH_SIZE}")
-        return data, ref
+            raise AuditError(f"{ref.path} is missing")
+        try:
+            return decode_bundle(data, width)
+        except ValueError as exc:
+            raise AuditError(f"{ref.path}: {exc}") from None
 
-    def feed_tile(self, tile_index: int, entries: list[bytes]) -> None:
-        """Add the entries of level-0 tile `tile_index` (all of them, or the final partial run)."""
-        first = tile_index * TILE_WIDTH
-        if self.edge.size != first:
-            raise AuditError(f"index {self.edge.size}: entry missing")
-        leaves = [hashlib.sha256(b"\x00" + entry).digest() for entry in entries]
-        rebuilt = b"".join(leaves)
-        claimed, ref = self._claim(0, tile_index)
-        if claimed != rebuilt:
-            pos = _first_difference(claimed, rebuilt)
-            if pos >= len(claimed) // HASH_SIZE:
-                raise AuditError(
-                    f"index {first + pos}: entry is not in the tree ({self._describe(ref)} ends before it)"
-                )
-            if pos >= len(leaves):
-                raise AuditError(f"index {first + pos}: entry missing ({self._describe(ref)} has a leaf hash for it)")
-            raise AuditError(f"index {first + pos}: entry bytes do not match the leaf hash in {self._describe(ref)}")
-        changed = self.edge.append(leaves)
-        for (level, index), data in sorted(changed.items()):
-            if level == 0 or len(data) != TILE_WIDTH * HASH_SIZE:
-                continue
-            claimed, ref = self._claim(level, index)
-            if claimed != data:
-                pos = _first_difference(claimed, data)
-                span = TILE_WIDTH**level
-                start = (index * TILE_WIDTH + pos) * span
-                raise AuditError(
-                    f"{self._describe(ref)}: hash {pos} (entries {start}..{start + span - 1}) "
-                    "does not match the entries"
-                )
+    def tile(self, level: int, index: int, width: int) -> bytes | None:
+        return self.fetch(TileRef(level, index, width).path)
 
-    def check_edge(self) -> None:
-        """At the end: the claimed partial tiles of every level equal the rebuilt ones."""
-        for level in range(self.edge.levels):
-            rebuilt = self.edge.tile(level)
-            if not rebuilt:
-                continue
-            index = (self.edge.size >> (8 * level)) // TILE_WIDTH
-            claimed, ref = self._claim(level, index)
+    def inner(self, level: int, index: int) -> bytes | None:
+        return None
+
+    def describe(self, ref: TileRef) -> str:
+        return ref.path
+
+
+def _claim(source: LeafSource, level: int, index: int, width: int) -> tuple[bytes, TileRef]:
+    ref = TileRef(level, index, width)
+    data = source.tile(level, index, width)
+    if data is None:
+        raise AuditError(f"{source.describe(ref)} is missing")
+    if len(data) != width * HASH_SIZE:
+        raise AuditError(f"{source.describe(ref)} is {len(data)} bytes, want {width * HASH_SIZE}")
+    return data, ref
+
+
+def _check_inner(source: LeafSource, level: int, index: int, inner: bytes) -> None:
+    stored = source.inner(level, index)
+    if stored is not None and stored != inner:
+        ref = TileRef(level, index)
+        raise AuditError(f"{source.describe(ref)}: its stored inner levels do not match its hashes")
+
+
+# --- level 0: entries against leaf tiles, in parallel ---------------------------------
+
+
+@dataclass(frozen=True)
+class LeafTile:
+    """A checked level-0 tile: its root if full, its leaf hashes if partial or asked for."""
+
+    index: int
+    width: int
+    root: bytes | None
+    leaves: bytes | None
+
+
+def check_leaf_tiles(
+    source: LeafSource, start: int, end: int, size: int, keep: frozenset[int] = frozenset()
+) -> tuple[list[LeafTile], str | None]:
+    """Hash the entries of level-0 tiles [start, end) of the tree of `size` and compare.
+
+    Returns the checked tiles up to the first problem, and that problem's
+    message (or None). Leaf hashes are kept for the partial tile and for the
+    tiles in `keep` (those a checkpoint size falls inside).
+    """
+    done: list[LeafTile] = []
+    sha256 = hashlib.sha256
+    try:
+        for index in range(start, end):
+            width = tile_width(0, index, size)
+            first = index * TILE_WIDTH
+            leaves = [sha256(b"\x00" + entry).digest() for entry in source.entries(index, width)]
+            rebuilt = b"".join(leaves)
+            ref = TileRef(0, index, width)
+            claimed = source.tile(0, index, width)
+            if claimed is None:
+                raise AuditError(f"index {first}: entry is not in the tree ({source.describe(ref)} is missing)")
             if claimed != rebuilt:
                 pos = _first_difference(claimed, rebuilt)
-                raise AuditError(f"{self._describe(ref)}: hash {pos} does not match the entries")
+                if pos * HASH_SIZE >= len(claimed):
+                    why = f"entry is not in the tree ({source.describe(ref)} ends before it)"
+                elif pos >= width:
+                    why = f"entry missing ({source.describe(ref)} has a leaf hash for it)"
+                else:
+                    why = f"entry bytes do not match the leaf hash in {source.describe(ref)}"
+                raise AuditError(f"index {first + pos}: {why}")
+            root = None
+            if width == TILE_WIDTH:
+                inner, root = tile_inner(leaves)
+                _check_inner(source, 0, index, inner)
+            keep_leaves = width < TILE_WIDTH or index in keep
+            done.append(LeafTile(index, width, root, rebuilt if keep_leaves else None))
+    except AuditError as exc:
+        return done, str(exc)
+    return done, None
 
 
-def _iter_tile_chunks(entries: Iterable[tuple[int, bytes]], size: int) -> Iterator[tuple[int, list[bytes]]]:
-    """Group (index, entry) rows into level-0 tiles, checking that no index is skipped."""
-    expected = 0
-    chunk: list[bytes] = []
-    for index, entry in entries:
-        if index != expected:
-            raise AuditError(f"index {expected}: entry missing")
-        chunk.append(bytes(entry))
-        expected += 1
-        if len(chunk) == TILE_WIDTH:
-            yield (expected - 1) // TILE_WIDTH, chunk
-            chunk = []
-    if expected != size:
-        raise AuditError(f"index {expected}: entry missing")
-    if chunk:
-        yield expected // TILE_WIDTH, chunk
+def _check_store_range(db: str, start: int, end: int, size: int) -> tuple[list[LeafTile], str | None]:
+    """check_leaf_tiles in a worker process, on its own connection to the store."""
+    store = SqliteStore.open(Path(db))
+    try:
+        first, last = start * TILE_WIDTH, min(end * TILE_WIDTH, size)
+        keep = frozenset(s // TILE_WIDTH for s in store.checkpoint_sizes(first, last) if s % TILE_WIDTH)
+        return check_leaf_tiles(_StoreSource(store), start, end, size, keep)
+    finally:
+        store.close()
+
+
+def _in_order(source: LeafSource, size: int, keep: frozenset[int], db: Path | None, workers: int) -> Iterator[LeafTile]:
+    """Checked level-0 tiles in index order; raises AuditError at the first problem."""
+    tiles = (size + TILE_WIDTH - 1) // TILE_WIDTH
+    ranges = [(a, min(a + _TILES_PER_TASK, tiles)) for a in range(0, tiles, _TILES_PER_TASK)]
+    if db is None or workers <= 0 or len(ranges) < 2:
+        for a, b in ranges:
+            done, problem = check_leaf_tiles(source, a, b, size, keep)
+            yield from done
+            if problem:
+                raise AuditError(problem)
+        return
+    pending: deque[Future[tuple[list[LeafTile], str | None]]] = deque()
+    todo = iter(ranges)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
+
+        def submit_next() -> None:
+            job = next(todo, None)
+            if job is not None:
+                pending.append(pool.submit(_check_store_range, str(db), job[0], job[1], size))
+
+        for _ in range(2 * workers + 2):
+            submit_next()
+        while pending:
+            done, problem = pending.popleft().result()
+            submit_next()
+            yield from done
+            if problem:
+                pool.shutdown(cancel_futures=True)
+                raise AuditError(problem)
+
+
+# --- the levels above, and the checkpoints --------------------------------------------
 
 
 class _Checkpoints:
@@ -158,54 +272,112 @@ class _Checkpoints:
         return self._next
 
 
-def _rebuild(
-    checker: TreeChecker,
-    chunks: Iterable[tuple[int, list[bytes]]],
-    expected: _Checkpoints,
-    progress: Progress | None,
-    on_root: Callable[[int, bytes, str], None] | None = None,
-) -> None:
-    """Feed every tile of entries, checking each expected root as its size is reached."""
-    for size, root, label in expected.due_within(0):
-        _check_root(checker.edge, size, root, label)
-        if on_root:
-            on_root(size, root, label)
-    for tile_index, entries in chunks:
-        first = tile_index * TILE_WIDTH
-        due = expected.due_within(first + len(entries))
-        if not due:
-            checker.feed_tile(tile_index, entries)
-        else:
-            # Split the tile at each checkpoint size inside it; the claimed
-            # level-0 tile is compared once, over the whole chunk.
-            probe = checker.edge.copy()
-            for size, root, label in due:
-                probe.append([hashlib.sha256(b"\x00" + e).digest() for e in entries[probe.size - first : size - first]])
-                _check_root(probe, size, root, label)
-                if on_root:
-                    on_root(size, root, label)
-            checker.feed_tile(tile_index, entries)
-        if progress:
-            progress(first + len(entries))
+OnRoot = Callable[[int, bytes, str], None]
 
 
 def _check_root(edge: TreeEdge, size: int, root: bytes, label: str) -> None:
-    if edge.size != size:
-        raise AuditError(f"{label}: the log has only {edge.size} entries, the checkpoint covers {size}")
     if edge.root() != root:
         raise AuditError(f"{label}: root hash does not match the entries; history before index {size} was rewritten")
+
+
+def _split(leaves: bytes) -> list[bytes]:
+    return [leaves[i : i + HASH_SIZE] for i in range(0, len(leaves), HASH_SIZE)]
+
+
+def _rebuild(
+    source: LeafSource,
+    size: int,
+    tiles: Iterable[LeafTile],
+    expected: _Checkpoints,
+    progress: Progress | None,
+    on_root: OnRoot | None = None,
+) -> TreeEdge:
+    """Assemble checked level-0 tiles into the tree, checking upper tiles and every expected root."""
+    edge = TreeEdge()
+
+    def reached(due: list[tuple[int, bytes, str]], at: TreeEdge) -> None:
+        for cp_size, root, label in due:
+            _check_root(at, cp_size, root, label)
+            if on_root:
+                on_root(cp_size, root, label)
+
+    reached(expected.due_within(0), edge)
+    for tile in tiles:
+        first, end = tile.index * TILE_WIDTH, tile.index * TILE_WIDTH + tile.width
+        due = expected.due_within(end)
+        inside = [item for item in due if item[0] < end]
+        leaves = tile.leaves
+        if leaves is None and inside:  # a checkpoint the worker did not know of: rehash this tile here
+            leaves = b"".join(hashlib.sha256(b"\x00" + e).digest() for e in source.entries(tile.index, tile.width))
+        if leaves is not None:
+            hashes = _split(leaves)
+            probe = edge.copy()
+            for cp_size, root, label in inside:
+                probe.append(hashes[probe.size - first : cp_size - first])
+                reached([(cp_size, root, label)], probe)
+            changed, inner = edge.append_tiles(hashes)
+        else:
+            assert tile.root is not None
+            changed, inner = edge.append_tiles([tile.root], level=1)
+        _check_upper(source, changed, inner)
+        reached([item for item in due if item[0] == end], edge)
+        if progress:
+            progress(end)
+    return edge
+
+
+def _check_upper(
+    source: LeafSource, changed: dict[tuple[int, int], bytes], inner: dict[tuple[int, int], bytes]
+) -> None:
+    """Every tile above level 0 that became full must equal the claimed one."""
+    for (level, index), data in sorted(changed.items()):
+        if level == 0 or len(data) != TILE_WIDTH * HASH_SIZE:
+            continue
+        claimed, ref = _claim(source, level, index, TILE_WIDTH)
+        if claimed != data:
+            pos = _first_difference(claimed, data)
+            span = TILE_WIDTH**level
+            start = (index * TILE_WIDTH + pos) * span
+            raise AuditError(
+                f"{source.describe(ref)}: hash {pos} (entries {start}..{start + span - 1}) does not match the entries"
+            )
+        _check_inner(source, level, index, inner[(level, index)])
+
+
+def _check_edge(source: LeafSource, edge: TreeEdge) -> None:
+    """At the end: the claimed partial tiles above level 0 equal the rebuilt ones."""
+    for level in range(1, edge.levels):
+        rebuilt = edge.tile(level)
+        if not rebuilt:
+            continue
+        index = (edge.size >> (8 * level)) // TILE_WIDTH
+        claimed, ref = _claim(source, level, index, len(rebuilt) // HASH_SIZE)
+        if claimed != rebuilt:
+            pos = _first_difference(claimed, rebuilt)
+            raise AuditError(f"{source.describe(ref)}: hash {pos} does not match the entries")
 
 
 # --- local store ------------------------------------------------------------------
 
 
-def audit_store(store: LogStore, verifier: Verifier, progress: Progress | None = None) -> AuditReport:
-    """Full audit of a local store; raises AuditError naming the first problem."""
+def default_workers() -> int:
+    """Worker processes for an audit: one per core, none on a single core."""
+    cores = os.cpu_count() or 1
+    return 0 if cores < 2 else min(cores, 8)
+
+
+def audit_store(
+    store: LogStore, verifier: Verifier, progress: Progress | None = None, *, workers: int = 0
+) -> AuditReport:
+    """Full audit of a local store; raises AuditError naming the first problem.
+
+    With workers > 0 (and a SQLite store) the level-0 work runs in that many processes.
+    """
     report = AuditReport()
     size = store.size()
     report.size = size
     origin = store.origin
-    reader = node_reader(store.read_tiles, size)
+    reader = node_reader(store.read_tiles, size, store.read_inner)
     previous: list[tuple[int, bytes]] = []
 
     def checkpoints() -> Iterator[tuple[int, bytes, str]]:
@@ -231,19 +403,20 @@ def audit_store(store: LogStore, verifier: Verifier, progress: Progress | None =
                 raise AuditError(f"{label}: not consistent with checkpoint {old_size}: {exc}") from None
         previous[:] = [(cp_size, root)]
 
+    source = _StoreSource(store)
     expected = _Checkpoints(checkpoints())
-    checker = TreeChecker(size, _store_tiles(store), lambda ref: f"stored tile {ref.path}")
-    _rebuild(checker, _iter_tile_chunks(store.entries(0, size), size), expected, progress, consistent)
+    db = store.path if isinstance(store, SqliteStore) else None
+    tiles = _in_order(source, size, frozenset(), db, workers)
+    edge = _rebuild(source, size, tiles, expected, progress, consistent)
     if expected.pending is not None:
         pending_size = expected.pending[0]
         raise AuditError(
             f"index {size}: entry missing (checkpoint {pending_size} covers {pending_size} entries, "
             f"the log holds {size})"
         )
-    checker.check_edge()
-    beyond = TileRef(0, size // TILE_WIDTH, size % TILE_WIDTH + 1)
-    if _store_tiles(store)(0, beyond.index, beyond.width) is not None:
-        raise AuditError(f"index {size}: entry missing (stored tile {beyond.path} has a leaf hash for it)")
+    _check_edge(source, edge)
+    if size % TILE_WIDTH == 0 and store.tile_bytes(0, size // TILE_WIDTH) is not None:
+        raise AuditError(f"index {size}: entry missing (stored tile {TileRef(0, size // TILE_WIDTH, 1).path} has it)")
     latest = report.latest.size if report.latest else 0
     report.unsigned = size - latest
     if report.latest is None:
@@ -251,21 +424,7 @@ def audit_store(store: LogStore, verifier: Verifier, progress: Progress | None =
     return report
 
 
-def _store_tiles(store: LogStore) -> TileSource:
-    def read(level: int, index: int, width: int) -> bytes | None:
-        try:
-            return store.read_tiles([TileRef(level, index, width)])[0]
-        except StoreError:
-            return None
-
-    return read
-
-
 # --- any tlog-tiles log ---------------------------------------------------------
-
-
-class FetchError(Exception):
-    """A resource of a tiles log could not be fetched."""
 
 
 Fetch = Callable[[str], bytes | None]
@@ -328,23 +487,8 @@ def verify_tiles_log(
     expected.sort(key=lambda item: item[0])
 
     size = latest.size
-
-    def claimed(level: int, index: int, width: int) -> bytes | None:
-        return fetch(TileRef(level, index, width).path)
-
-    def chunks() -> Iterator[tuple[int, list[bytes]]]:
-        for index in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
-            width = tile_width(0, index, size)
-            ref = TileRef(None, index, width)
-            data = fetch(ref.path)
-            if data is None:
-                raise AuditError(f"{ref.path} is missing")
-            try:
-                yield index, decode_bundle(data, width)
-            except ValueError as exc:
-                raise AuditError(f"{ref.path}: {exc}") from None
-
-    checker = TreeChecker(size, claimed, lambda ref: ref.path)
-    _rebuild(checker, chunks(), _Checkpoints(expected), progress)
-    checker.check_edge()
+    keep = frozenset(s // TILE_WIDTH for s, _, _ in expected if s % TILE_WIDTH and s < size)
+    source = _FetchSource(fetch)
+    edge = _rebuild(source, size, _in_order(source, size, keep, None, 0), _Checkpoints(expected), progress)
+    _check_edge(source, edge)
     return latest

@@ -49,6 +49,10 @@ class LogStore(Protocol):
         """The first `width` hashes of each tile; raises StoreError if one is short."""
         ...
 
+    def tile_bytes(self, level: int, index: int) -> bytes | None:
+        """A hash tile as stored now (any width), or None."""
+        ...
+
     def read_inner(self, refs: Sequence[TileRef]) -> list[bytes | None]:
         """The stored inner levels (tiles.tile_inner) of full tiles; None where absent."""
         ...

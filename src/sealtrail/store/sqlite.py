@@ -198,6 +198,15 @@ class SqliteStore:
             out.append(row[0][:need] if len(row[0]) > need else row[0])
         return out
 
+    def tile_bytes(self, level: int, index: int) -> bytes | None:
+        row = self._conn().execute("SELECT hashes FROM tiles WHERE level = ? AND idx = ?", (level, index)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def checkpoint_sizes(self, above: int, below: int) -> list[int]:
+        """Sizes of stored checkpoints strictly between `above` and `below`."""
+        rows = self._conn().execute("SELECT size FROM checkpoints WHERE size > ? AND size < ?", (above, below))
+        return [int(size) for (size,) in rows]
+
     def read_inner(self, refs: Sequence[TileRef]) -> list[bytes | None]:
         conn = self._conn()
         out: list[bytes | None] = []
