@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 
-from .jcs import CanonicalJsonError, canonical_json, json_decoder
+from .jcs import CanonicalJsonError, canonical_json, has_plain_float, json_decoder
 from .merkle import leaf_hash
 from .note import NoteError, Signer, Verifier, b64decode_strict, b64encode
 from .tiles import ENTRY_MAX
@@ -97,7 +97,8 @@ def uuid7(unix_ms: int | None = None) -> str:
 
 def delivery_id(source_type: str, source_id: str, delivery: str) -> str:
     """The UUIDv8 (RFC 9562 §B.2, SHA-256 name-based) of a source's delivery."""
-    digest = hashlib.sha256(_DELIVERY_NAMESPACE + f"{source_type}\n{source_id}\n{delivery}".encode()).digest()
+    name = canonical_json([source_type, source_id, delivery], float_free=True)
+    digest = hashlib.sha256(_DELIVERY_NAMESPACE + name).digest()
     raw = digest[:6] + bytes((0x80 | (digest[6] & 0x0F), digest[7], 0x80 | (digest[8] & 0x3F))) + digest[9:16]
     return _uuid_text(raw)
 
@@ -206,14 +207,15 @@ def _explain(exc: msgspec.MsgspecError) -> EventError:
     return EventError(f"{field}: {_HINTS.get(field, what)}")
 
 
-def _ip(value: str) -> str:
+def _check_ip(value: str) -> None:
+    """An IPv4 or IPv6 address, kept as the source wrote it (no rewriting: signatures cover it)."""
     try:
-        if socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, value)) == value:
-            return value
+        socket.inet_pton(socket.AF_INET, value)
+        return
     except OSError:
         pass
     try:
-        return str(ipaddress.ip_address(value))
+        ipaddress.ip_address(value)
     except ValueError:
         raise EventError(f"actor.ip: {value!r} is not an IP address") from None
 
@@ -228,15 +230,35 @@ def _salt(value: str) -> str:
     return value
 
 
-def _complete(env: Envelope, received: str, default_source: Source | None = None) -> tuple[Envelope, bytes | None]:
+def _float_free(env: Envelope, from_json: bool) -> bool:
+    """True if the envelope holds no plain float; EventError if attrs or raw hold a non-JSON value."""
+    if from_json:
+        return True
+    try:
+        return not (has_plain_float(env.attrs) or has_plain_float(env.raw))
+    except CanonicalJsonError as exc:
+        raise EventError(f"attrs/raw: {exc}") from None
+
+
+def _signed_form(env: Envelope, float_free: bool) -> bytes:
+    """The bytes a source signature covers: the canonical envelope without sig and received."""
+    try:
+        return canonical_json(msgspec.structs.replace(env, sig=None, received=None), float_free=float_free)
+    except CanonicalJsonError as exc:
+        raise EventError(str(exc)) from None
+
+
+def _complete(
+    env: Envelope, received: str, default_source: Source | None, float_free: bool
+) -> tuple[Envelope, bytes | None]:
     """Check what the schema cannot express and fill in defaults, in place.
 
     Returns the envelope and the 16-byte delivery-derived id, if it has a delivery.
+    A signed event must need no default and no rewriting: its signature covers it as sent.
     """
     if env.received is not None:
         raise EventError("received: set by sealtrail when it accepts the event; leave it out")
-    if env.sig is not None and (env.id is None or env.salt is None):
-        raise EventError("sig: a signed event must carry its own id and salt (the signature covers them)")
+    signed = _signed_form(env, float_free) if env.sig is not None else None
     env.v = 1
     if env.outcome is msgspec.UNSET:
         env.outcome = "unknown"
@@ -256,12 +278,17 @@ def _complete(env: Envelope, received: str, default_source: Source | None = None
     env.received = received
     if env.actor is not None:
         if env.actor.ip is not None:
-            env.actor.ip = _ip(env.actor.ip)
+            _check_ip(env.actor.ip)
         if env.actor == _EMPTY_ACTOR:
             env.actor = None
     if env.target == _EMPTY_TARGET:
         env.target = None
     env.salt = b64encode(os.urandom(SALT_BYTES)) if env.salt is None else _salt(env.salt)
+    if signed is not None and _signed_form(env, float_free) != signed:
+        raise EventError(
+            "sig: the signed event is not complete and normalised (v, id, time in UTC with microseconds, "
+            "outcome, source, salt); sign it with sealtrail's sign_event, which fills these in first"
+        )
     return env, None if derived is None else bytes.fromhex(derived.replace("-", ""))
 
 
@@ -287,7 +314,8 @@ def normalise(
 
     `event` is JSON text (the ingest path) or Python values.
     """
-    return _complete(_decode(event), received, default_source)[0]
+    env = _decode(event)
+    return _complete(env, received, default_source, _float_free(env, isinstance(event, bytes | str)))[0]
 
 
 class PreparedEvent(NamedTuple):
@@ -338,8 +366,10 @@ def prepare(
 
     `default_source` stands in for a missing `source` (e.g. the API token's source).
     """
-    env, derived = _complete(_decode(event), received or format_time(datetime.now(UTC)), default_source)
-    return _seal(env, derived, float_free=isinstance(event, bytes | str))
+    env = _decode(event)
+    float_free = _float_free(env, isinstance(event, bytes | str))
+    env, derived = _complete(env, received or format_time(datetime.now(UTC)), default_source, float_free)
+    return _seal(env, derived, float_free=float_free)
 
 
 def is_out_of_line(raw: Any) -> bool:
@@ -367,12 +397,18 @@ def signing_bytes(envelope: Mapping[str, Any]) -> bytes:
         raise EventError(str(exc)) from None
 
 
-def sign_event(envelope: Mapping[str, Any], signer: Signer) -> dict[str, Any]:
-    """A copy of `envelope` with id and salt fixed and an Ed25519 `sig` over it."""
-    signed = {k: v for k, v in envelope.items() if k != "sig"}
-    signed.setdefault("id", uuid7())
-    signed.setdefault("salt", b64encode(os.urandom(SALT_BYTES)))
-    value = signer.sign(signing_bytes(signed))
+def sign_event(envelope: Mapping[str, Any], signer: Signer, *, now: datetime | None = None) -> dict[str, Any]:
+    """The envelope validated, completed (v, id, time, outcome, salt) and signed with Ed25519.
+
+    What is signed is exactly what sealtrail will store, less `received`.
+    """
+    draft = {key: value for key, value in envelope.items() if key not in ("sig", "received")}
+    stamp = format_time(now or datetime.now(UTC))
+    draft.setdefault("time", stamp)
+    env = normalise(draft, received=stamp)
+    env.received = None
+    value = signer.sign(_signed_form(env, float_free=not has_plain_float(env.attrs) and not has_plain_float(env.raw)))
+    signed: dict[str, Any] = msgspec.to_builtins(env, enc_hook=float)
     signed["sig"] = {"key": f"{signer.name}+{signer.key_id:08x}", "alg": "ed25519", "value": b64encode(value)}
     return signed
 

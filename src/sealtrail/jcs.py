@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import msgspec
 import rfc8785
 
-__all__ = ["CanonicalJsonError", "JsonNumber", "canonical_json", "json_decoder", "parse_json"]
+__all__ = ["CanonicalJsonError", "JsonNumber", "canonical_json", "has_plain_float", "json_decoder", "parse_json"]
 
 
 T = TypeVar("T")
@@ -56,7 +56,7 @@ def _builtin_hook(value: Any) -> Any:
 _ENCODER = msgspec.json.Encoder(order="sorted", enc_hook=_encode_hook)
 _DECODER = msgspec.json.Decoder(float_hook=JsonNumber)
 _ATOMS = frozenset({str, bool, type(None), int, JsonNumber})
-_CONTAINERS = frozenset({dict, list})
+_CONTAINERS = frozenset({dict, list, tuple})
 _NON_BMP = re.compile(rb"[\xf0-\xf4]")
 _DIGIT_MASK = bytes(0x31 if 0x30 <= b <= 0x39 else 0x30 for b in range(256))
 _SIXTEEN_DIGITS = b"1" * 16
@@ -80,32 +80,49 @@ def parse_json(data: bytes | str) -> Any:
         raise CanonicalJsonError(f"malformed JSON: {exc}") from None
 
 
-def _float_free(value: Any) -> bool:
-    """True if `value` holds no plain float and no non-JSON type (containers checked in bulk)."""
+def has_plain_float(value: Any) -> bool:
+    """True if `value` holds a plain Python float; CanonicalJsonError on any non-JSON type.
+
+    JSON types are dict (str keys), list, tuple, str, int, bool, None, float
+    and JsonNumber. Containers are checked in bulk, one type set per container.
+    """
     kind = type(value)
     if kind is dict:
+        if not set(map(type, value)) <= {str}:
+            raise CanonicalJsonError("object keys must be strings")
         children: Any = value.values()
-    elif kind is list:
+    elif kind is list or kind is tuple:
         children = value
+    elif kind in _ATOMS:
+        return False
+    elif kind is float:
+        return True
     else:
-        return kind in _ATOMS
+        raise CanonicalJsonError(f"{kind.__name__} is not a JSON type")
     kinds = set(map(type, children))
     if kinds <= _ATOMS:
-        return True
-    if not kinds <= _ATOMS | _CONTAINERS:
         return False
-    return all(_float_free(child) for child in children if type(child) in _CONTAINERS)
+    unknown = kinds - _ATOMS - _CONTAINERS - {float}
+    if unknown:
+        raise CanonicalJsonError(f"{sorted(k.__name__ for k in unknown)[0]} is not a JSON type")
+    found = float in kinds
+    for child in children:
+        if type(child) in _CONTAINERS and has_plain_float(child):
+            found = True
+    return found
 
 
 def canonical_json(value: Any, *, float_free: bool = False) -> bytes:
     """RFC 8785 bytes of a JSON value (dicts, lists, scalars, or msgspec Structs).
 
-    Pass float_free=True only for values built from parse_json/json_decoder
-    output and strings, where no plain float can occur; otherwise the value is
-    scanned for them.
+    Pass float_free=True only for values known to hold JSON types and no plain
+    float: parse_json/json_decoder output and strings, or values already
+    checked with has_plain_float. Otherwise the value is scanned (a msgspec
+    Struct is not: it takes the reference path, its free-form fields checked
+    by the caller).
     """
     try:
-        if float_free or _float_free(value):
+        if float_free or (not isinstance(value, msgspec.Struct) and not has_plain_float(value)):
             out = _ENCODER.encode(value)
             if (out.isascii() or _NON_BMP.search(out) is None) and not _has_long_number(out):
                 return out
