@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,16 +56,30 @@ class CliResult:
         return self.stdout.decode()
 
 
-def run_cli(*args: str | os.PathLike[str], stdin: bytes | None = None, cwd: Path | None = None) -> CliResult:
-    """Run `python -m sealtrail ARGS` in a subprocess, as a user would."""
-    env = {k: v for k, v in os.environ.items() if k != "SEALTRAIL_DIR"}
-    env["COLUMNS"] = "200"
+def run_cli(
+    *args: str | os.PathLike[str],
+    stdin: bytes | None = None,
+    cwd: Path | None = None,
+    env: Mapping[str, str | None] | None = None,
+) -> CliResult:
+    """Run `python -m sealtrail ARGS` in a subprocess, as a user would.
+
+    `env` adds variables to the environment (a None value removes one);
+    SEALTRAIL_DIR is removed unless given there.
+    """
+    environment = {k: v for k, v in os.environ.items() if k != "SEALTRAIL_DIR"}
+    environment["COLUMNS"] = "200"
+    for key, value in (env or {}).items():
+        if value is None:
+            environment.pop(key, None)
+        else:
+            environment[key] = value
     proc = subprocess.run(
         [sys.executable, "-m", "sealtrail", *map(str, args)],
         input=stdin,
         capture_output=True,
         cwd=cwd,
-        env=env,
+        env=environment,
         timeout=300,
         check=False,
     )

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Protocol
 
@@ -30,7 +31,7 @@ from .merkle import HASH_SIZE, ProofError, consistency_proof, verify_consistency
 from .note import NoteError, Verifier, b64encode
 from .store.base import LogStore
 from .store.sqlite import SqliteStore
-from .tiles import TILE_WIDTH, TileRef, TreeEdge, decode_bundle, node_reader, tile_inner, tile_width
+from .tiles import TILE_WIDTH, TileRef, TreeEdge, decode_bundle, node_reader, tile_inner, tile_width, tiles_for_size
 
 __all__ = [
     "AuditError",
@@ -220,16 +221,25 @@ def _check_store_range(db: str, start: int, end: int, size: int) -> tuple[list[L
 
 
 def _in_order(source: LeafSource, size: int, keep: frozenset[int], db: Path | None, workers: int) -> Iterator[LeafTile]:
-    """Checked level-0 tiles in index order; raises AuditError at the first problem."""
+    """Checked level-0 tiles in index order; raises AuditError at the first problem.
+
+    Worker processes (with `db`) take only full tiles, which never change; the
+    final partial tile is checked here, in the caller's snapshot of the store.
+    """
     tiles = (size + TILE_WIDTH - 1) // TILE_WIDTH
-    ranges = [(a, min(a + _TILES_PER_TASK, tiles)) for a in range(0, tiles, _TILES_PER_TASK)]
-    if db is None or workers <= 0 or len(ranges) < 2:
+    full = size // TILE_WIDTH
+    ranges = [(a, min(a + _TILES_PER_TASK, full)) for a in range(0, full, _TILES_PER_TASK)]
+    if full < tiles:
+        ranges.append((full, tiles))
+    if db is None or workers <= 0 or len(ranges) < 3:
         for a, b in ranges:
             done, problem = check_leaf_tiles(source, a, b, size, keep)
             yield from done
             if problem:
                 raise AuditError(problem)
         return
+    if full < tiles:
+        ranges.pop()
     pending: deque[Future[tuple[list[LeafTile], str | None]]] = deque()
     todo = iter(ranges)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
@@ -248,6 +258,11 @@ def _in_order(source: LeafSource, size: int, keep: frozenset[int], db: Path | No
             if problem:
                 pool.shutdown(cancel_futures=True)
                 raise AuditError(problem)
+    if full < tiles:
+        done, problem = check_leaf_tiles(source, full, tiles, size, keep)
+        yield from done
+        if problem:
+            raise AuditError(problem)
 
 
 # --- the levels above, and the checkpoints --------------------------------------------
@@ -371,14 +386,19 @@ def audit_store(
 ) -> AuditReport:
     """Full audit of a local store; raises AuditError naming the first problem.
 
+    Reads one snapshot of the store, so a log that keeps growing can be audited.
     With workers > 0 (and a SQLite store) the level-0 work runs in that many processes.
     """
+    with store.snapshot():
+        return _audit(store, verifier, progress, workers)
+
+
+def _audit(store: LogStore, verifier: Verifier, progress: Progress | None, workers: int) -> AuditReport:
     report = AuditReport()
     size = store.size()
     report.size = size
     origin = store.origin
-    reader = node_reader(store.read_tiles, size, store.read_inner)
-    previous: list[tuple[int, bytes]] = []
+    roots: list[tuple[int, bytes]] = []
 
     def checkpoints() -> Iterator[tuple[int, bytes, str]]:
         for row_size, note in store.checkpoints():
@@ -393,21 +413,11 @@ def audit_store(
             report.latest = signed.checkpoint
             yield row_size, signed.checkpoint.root, label
 
-    def consistent(cp_size: int, root: bytes, label: str) -> None:
-        if previous and previous[0][0] > 0:
-            old_size, old_root = previous[0]
-            try:
-                proof = consistency_proof(old_size, cp_size, reader)
-                verify_consistency(old_size, cp_size, proof, old_root, root)
-            except (ProofError, ValueError) as exc:
-                raise AuditError(f"{label}: not consistent with checkpoint {old_size}: {exc}") from None
-        previous[:] = [(cp_size, root)]
-
     source = _StoreSource(store)
     expected = _Checkpoints(checkpoints())
     db = store.path if isinstance(store, SqliteStore) else None
     tiles = _in_order(source, size, frozenset(), db, workers)
-    edge = _rebuild(source, size, tiles, expected, progress, consistent)
+    edge = _rebuild(source, size, tiles, expected, progress, lambda cp_size, root, _: roots.append((cp_size, root)))
     if expected.pending is not None:
         pending_size = expected.pending[0]
         raise AuditError(
@@ -415,13 +425,37 @@ def audit_store(
             f"the log holds {size})"
         )
     _check_edge(source, edge)
-    if size % TILE_WIDTH == 0 and store.tile_bytes(0, size // TILE_WIDTH) is not None:
-        raise AuditError(f"index {size}: entry missing (stored tile {TileRef(0, size // TILE_WIDTH, 1).path} has it)")
+    _check_no_stray_tiles(store, size)
+    _check_consistency_proofs(store, size, roots)
     latest = report.latest.size if report.latest else 0
     report.unsigned = size - latest
     if report.latest is None:
         report.notes.append("the log has no signed checkpoint")
     return report
+
+
+def _check_no_stray_tiles(store: LogStore, size: int) -> None:
+    """Every stored tile and inner row belongs to the tree of `size`, at its width."""
+    expected = {(ref.level, ref.index): ref.width for ref in tiles_for_size(size)}
+    for level, index, width, has_inner in store.stored_tiles():
+        want = expected.get((level, index))
+        if want != width or (has_inner and want != TILE_WIDTH):
+            path = TileRef(level, index).path
+            if level == 0 and want is None and index == size // TILE_WIDTH:
+                raise AuditError(f"index {size}: entry missing (stored tile {path} has a leaf hash for it)")
+            raise AuditError(f"stored tile {path} ({width} hashes) is not part of the tree of {size} entries")
+
+
+def _check_consistency_proofs(store: LogStore, size: int, roots: list[tuple[int, bytes]]) -> None:
+    """Consistency proofs built from the (now verified) stored tiles link each checkpoint to the next."""
+    reader = node_reader(store.read_tiles, size, store.read_inner)
+    for (old, old_root), (new, new_root) in pairwise(roots):
+        if old == 0:
+            continue
+        try:
+            verify_consistency(old, new, consistency_proof(old, new, reader), old_root, new_root)
+        except (ProofError, ValueError) as exc:
+            raise AuditError(f"checkpoint {new}: not consistent with checkpoint {old}: {exc}") from None
 
 
 # --- any tlog-tiles log ---------------------------------------------------------

@@ -9,6 +9,7 @@ must refuse, inside the database itself, any change to a stored event.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,6 +48,14 @@ class LogStore(Protocol):
 
     def read_tiles(self, refs: Sequence[TileRef]) -> list[bytes]:
         """The first `width` hashes of each tile; raises StoreError if one is short."""
+        ...
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """Within the block, this thread's reads see one consistent state."""
+        ...
+
+    def stored_tiles(self) -> Iterator[tuple[int, int, int, bool]]:
+        """(level, index, width, has inner levels) of every stored hash tile."""
         ...
 
     def tile_bytes(self, level: int, index: int) -> bytes | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import chain
@@ -24,10 +25,20 @@ __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
+-- Every table is append-only. BEFORE UPDATE and BEFORE DELETE triggers refuse
+-- changes; BEFORE INSERT triggers refuse a row whose key exists, because
+-- INSERT OR REPLACE deletes the old row without firing DELETE triggers.
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TRIGGER meta_no_update BEFORE UPDATE ON meta
+BEGIN SELECT RAISE(ABORT, 'sealtrail: the log identity is fixed'); END;
+CREATE TRIGGER meta_no_delete BEFORE DELETE ON meta
+BEGIN SELECT RAISE(ABORT, 'sealtrail: the log identity is fixed'); END;
+CREATE TRIGGER meta_no_replace BEFORE INSERT ON meta
+WHEN EXISTS (SELECT 1 FROM meta WHERE key = NEW.key)
+BEGIN SELECT RAISE(ABORT, 'sealtrail: the log identity is fixed'); END;
 
 -- One row per leaf. entry holds the exact bytes hashed into the tree.
 CREATE TABLE events (
@@ -38,6 +49,9 @@ CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'sealtrail: events are append-only'); END;
 CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'sealtrail: events are append-only'); END;
+CREATE TRIGGER events_next_index BEFORE INSERT ON events
+WHEN NEW.idx IS NOT (SELECT COALESCE(MAX(idx) + 1, 0) FROM events)
+BEGIN SELECT RAISE(ABORT, 'sealtrail: events are append-only, each at the next index'); END;
 
 -- Dedup keys (16 bytes): each event's id, and its delivery-derived id if different.
 CREATE TABLE event_keys (
@@ -47,6 +61,9 @@ CREATE TABLE event_keys (
 CREATE TRIGGER event_keys_append_only_update BEFORE UPDATE ON event_keys
 BEGIN SELECT RAISE(ABORT, 'sealtrail: event keys are append-only'); END;
 CREATE TRIGGER event_keys_append_only_delete BEFORE DELETE ON event_keys
+BEGIN SELECT RAISE(ABORT, 'sealtrail: event keys are append-only'); END;
+CREATE TRIGGER event_keys_no_replace BEFORE INSERT ON event_keys
+WHEN EXISTS (SELECT 1 FROM event_keys WHERE key = NEW.key)
 BEGIN SELECT RAISE(ABORT, 'sealtrail: event keys are append-only'); END;
 
 -- c2sp.org/tlog-tiles hash tiles; a partial tile grows in place until full (8192 bytes = 256 hashes).
@@ -64,6 +81,9 @@ WHEN NEW.level IS NOT OLD.level OR NEW.idx IS NOT OLD.idx
 BEGIN SELECT RAISE(ABORT, 'sealtrail: tiles only grow'); END;
 CREATE TRIGGER tiles_no_delete BEFORE DELETE ON tiles
 BEGIN SELECT RAISE(ABORT, 'sealtrail: tiles only grow'); END;
+CREATE TRIGGER tiles_no_replace BEFORE INSERT ON tiles
+WHEN EXISTS (SELECT 1 FROM tiles WHERE level = NEW.level AND idx = NEW.idx)
+BEGIN SELECT RAISE(ABORT, 'sealtrail: tiles only grow'); END;
 
 -- Levels 8L+1 .. 8L+7 inside each full tile (tiles.tile_inner): derived from the
 -- tile, stored so that a proof reads a node instead of rehashing up to 128 hashes.
@@ -77,6 +97,9 @@ CREATE TRIGGER tile_inner_no_update BEFORE UPDATE ON tile_inner
 BEGIN SELECT RAISE(ABORT, 'sealtrail: tiles only grow'); END;
 CREATE TRIGGER tile_inner_no_delete BEFORE DELETE ON tile_inner
 BEGIN SELECT RAISE(ABORT, 'sealtrail: tiles only grow'); END;
+CREATE TRIGGER tile_inner_no_replace BEFORE INSERT ON tile_inner
+WHEN EXISTS (SELECT 1 FROM tile_inner WHERE level = NEW.level AND idx = NEW.idx)
+BEGIN SELECT RAISE(ABORT, 'sealtrail: tiles only grow'); END;
 
 CREATE TABLE checkpoints (
     size      INTEGER PRIMARY KEY,
@@ -87,6 +110,9 @@ CREATE TRIGGER checkpoints_append_only_update BEFORE UPDATE ON checkpoints
 BEGIN SELECT RAISE(ABORT, 'sealtrail: checkpoints are append-only'); END;
 CREATE TRIGGER checkpoints_append_only_delete BEFORE DELETE ON checkpoints
 BEGIN SELECT RAISE(ABORT, 'sealtrail: checkpoints are append-only'); END;
+CREATE TRIGGER checkpoints_no_replace BEFORE INSERT ON checkpoints
+WHEN EXISTS (SELECT 1 FROM checkpoints WHERE size = NEW.size)
+BEGIN SELECT RAISE(ABORT, 'sealtrail: checkpoints are append-only'); END;
 
 -- Raw payloads too large for an entry, addressed by SHA-256 of their bytes.
 CREATE TABLE blobs (
@@ -94,6 +120,9 @@ CREATE TABLE blobs (
     data   BLOB NOT NULL
 );
 CREATE TRIGGER blobs_no_update BEFORE UPDATE ON blobs
+BEGIN SELECT RAISE(ABORT, 'sealtrail: blobs are immutable'); END;
+CREATE TRIGGER blobs_no_replace BEFORE INSERT ON blobs
+WHEN EXISTS (SELECT 1 FROM blobs WHERE digest = NEW.digest)
 BEGIN SELECT RAISE(ABORT, 'sealtrail: blobs are immutable'); END;
 """
 
@@ -198,6 +227,30 @@ class SqliteStore:
             out.append(row[0][:need] if len(row[0]) > need else row[0])
         return out
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads in this thread see one consistent state of the log until the block ends."""
+        conn = self._conn()
+        if conn.in_transaction:
+            yield
+            return
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
+
+    def stored_tiles(self) -> Iterator[tuple[int, int, int, bool]]:
+        """(level, index, width, has inner levels) of every stored hash tile."""
+        rows = self._conn().execute(
+            "SELECT t.level, t.idx, length(t.hashes) / 32, i.level IS NOT NULL FROM tiles AS t "
+            "LEFT JOIN tile_inner AS i ON i.level = t.level AND i.idx = t.idx "
+            "UNION ALL SELECT i.level, i.idx, 0, 1 FROM tile_inner AS i "
+            "WHERE NOT EXISTS (SELECT 1 FROM tiles AS t WHERE t.level = i.level AND t.idx = i.idx)"
+        )
+        for level, index, width, has_inner in rows:
+            yield int(level), int(index), int(width), bool(has_inner)
+
     def tile_bytes(self, level: int, index: int) -> bytes | None:
         row = self._conn().execute("SELECT hashes FROM tiles WHERE level = ? AND idx = ?", (level, index)).fetchone()
         return None if row is None else bytes(row[0])
@@ -240,7 +293,11 @@ class SqliteStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             if blobs:
-                _insert_rows(conn, "INSERT OR IGNORE INTO blobs(digest, data) VALUES", 2, _flat(blobs))
+                conn.executemany(
+                    "INSERT INTO blobs(digest, data) SELECT ?1, ?2 "
+                    "WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE digest = ?1)",
+                    blobs,
+                )
             try:
                 _insert_rows(conn, "INSERT INTO event_keys(key, idx) VALUES", 2, _flat(keys))
             except sqlite3.IntegrityError:
@@ -248,11 +305,10 @@ class SqliteStore:
             indices = range(first_index, first_index + len(entries))
             rows = _flat(zip(indices, entries, strict=True))
             _insert_rows(conn, "INSERT INTO events(idx, entry) VALUES", 2, rows)
-            conn.executemany(
-                "INSERT INTO tiles(level, idx, hashes) VALUES (?, ?, ?) "
-                "ON CONFLICT(level, idx) DO UPDATE SET hashes = excluded.hashes",
-                [(level, index, data) for (level, index), data in tiles.items()],
-            )
+            for (level, index), data in tiles.items():
+                grown = conn.execute("UPDATE tiles SET hashes = ? WHERE level = ? AND idx = ?", (data, level, index))
+                if grown.rowcount == 0:
+                    conn.execute("INSERT INTO tiles(level, idx, hashes) VALUES (?, ?, ?)", (level, index, data))
             if inner:
                 conn.executemany(
                     "INSERT INTO tile_inner(level, idx, hashes) VALUES (?, ?, ?)",
@@ -266,7 +322,8 @@ class SqliteStore:
     def add_checkpoint(self, size: int, note: bytes) -> None:
         conn = self._conn()
         conn.execute(
-            "INSERT OR IGNORE INTO checkpoints(size, note, signed_at) VALUES (?, ?, ?)",
+            "INSERT INTO checkpoints(size, note, signed_at) SELECT ?1, ?2, ?3 "
+            "WHERE NOT EXISTS (SELECT 1 FROM checkpoints WHERE size = ?1)",
             (size, note, datetime.now(UTC).isoformat()),
         )
 
