@@ -10,10 +10,13 @@ import typer
 
 from ..note import b64encode
 from ..tlogproof import verify_tlog_proof
-from ..verify import AuditError, audit_store
+from ..verify import AuditError, audit_store, default_workers
 from ._common import DirOption, data_dir, fail, key_argument, progress_bar, reported_errors
 
 __all__ = ["register"]
+
+PARALLEL_FROM = 256 * 1024
+"""Logs with at least this many entries are audited by several processes."""
 
 VkeyOption = Annotated[str, typer.Option("--vkey", help="The log's verifier key, inline or as a file path.")]
 
@@ -36,8 +39,10 @@ def verify(
         verifier = key_argument(vkey) if vkey else directory.verifier()
         store = directory.store()
         try:
-            with progress_bar("verifying", store.size()) as progress:
-                report = audit_store(store, verifier, progress)
+            size = store.size()
+            workers = default_workers() if size >= PARALLEL_FROM else 0
+            with progress_bar("verifying", size) as progress:
+                report = audit_store(store, verifier, progress, workers=workers)
         except AuditError as exc:
             raise fail(f"log is NOT intact: {exc}") from None
         finally:
