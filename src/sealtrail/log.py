@@ -272,29 +272,22 @@ class Log:
             return self._commit_known(events, self._store.find_existing(keys))
 
     def _commit_known(self, events: Sequence[PreparedEvent], stored: dict[bytes, ExistingEvent]) -> list[Receipt]:
-        seen: dict[bytes, Receipt] = {}
-        receipts: list[Receipt] = []
-        entries: list[bytes] = []
-        keys: list[tuple[bytes, int]] = []
-        leaves: list[bytes] = []
-        blobs: list[tuple[str, bytes]] = []
-        next_index = self._edge.size
-        for event in events:
-            receipt = self._duplicate(event, stored, seen)
-            if receipt is None:
-                receipt = Receipt(next_index, event.leaf_hash, event.id)
-                for key in event.keys:
-                    seen[key] = receipt
-                    keys.append((key, next_index))
-                next_index += 1
-                entries.append(event.entry)
-                leaves.append(event.leaf_hash)
-                if event.blob is not None:
-                    blobs.append(event.blob)
-            receipts.append(receipt)
+        first = self._edge.size
+        all_keys = [key for event in events for key in event.keys]
+        if not stored and len(set(all_keys)) == len(all_keys):
+            # No repeats (the common case): build the batch with comprehensions.
+            receipts = [Receipt(first + i, event.leaf_hash, event.id) for i, event in enumerate(events)]
+            entries = [event.entry for event in events]
+            leaves = [event.leaf_hash for event in events]
+            if len(all_keys) == len(events):
+                keys = list(zip(all_keys, range(first, first + len(events)), strict=True))
+            else:
+                keys = [(key, first + i) for i, event in enumerate(events) for key in event.keys]
+            blobs = [event.blob for event in events if event.blob is not None]
+        else:
+            receipts, entries, leaves, keys, blobs = self._sift(events, stored, first)
         if entries:
             before = self._edge.copy()
-            first = self._edge.size
             changed, inner = self._edge.append_tiles(leaves)
             try:
                 self._store.append_batch(first, entries, keys, changed, blobs, inner)
@@ -310,6 +303,32 @@ class Log:
                     self._edge = before
                 raise
         return receipts
+
+    def _sift(
+        self, events: Sequence[PreparedEvent], stored: dict[bytes, ExistingEvent], first: int
+    ) -> tuple[list[Receipt], list[bytes], list[bytes], list[tuple[bytes, int]], list[tuple[str, bytes]]]:
+        """Receipts for a batch with repeats, and the rows of its new events only."""
+        seen: dict[bytes, Receipt] = {}
+        receipts: list[Receipt] = []
+        entries: list[bytes] = []
+        keys: list[tuple[bytes, int]] = []
+        leaves: list[bytes] = []
+        blobs: list[tuple[str, bytes]] = []
+        next_index = first
+        for event in events:
+            receipt = self._duplicate(event, stored, seen)
+            if receipt is None:
+                receipt = Receipt(next_index, event.leaf_hash, event.id)
+                for key in event.keys:
+                    seen[key] = receipt
+                    keys.append((key, next_index))
+                next_index += 1
+                entries.append(event.entry)
+                leaves.append(event.leaf_hash)
+                if event.blob is not None:
+                    blobs.append(event.blob)
+            receipts.append(receipt)
+        return receipts, entries, leaves, keys, blobs
 
     @staticmethod
     def _duplicate(

@@ -23,6 +23,8 @@ from .base import DuplicateKeyError, ExistingEvent, StoreError
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
 SCHEMA_VERSION = 1
+CHECKPOINT_EVERY = 0.5
+"""Seconds between background WAL checkpoints while the log is being written."""
 
 _SCHEMA = """
 -- Every table is append-only. BEFORE UPDATE and BEFORE DELETE triggers refuse
@@ -139,6 +141,9 @@ class SqliteStore:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
+        self._checkpointer: threading.Thread | None = None
+        self._wrote = threading.Event()
+        self._closing = threading.Event()
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -190,17 +195,43 @@ class SqliteStore:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=10000")
             conn.execute("PRAGMA cache_size=-65536")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it, off the commit path
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
         return conn
 
+    def _start_checkpointer(self) -> None:
+        """Copy the WAL into the database file in the background, so commits only append to the WAL."""
+        if self._checkpointer is None:
+            self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="sealtrail-wal", daemon=True)
+            self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout=10000")
+            while not self._closing.wait(CHECKPOINT_EVERY):
+                if self._wrote.is_set():
+                    self._wrote.clear()
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            pass  # a later open or write checkpoints; the WAL is durable either way
+        finally:
+            conn.close()
+
     def close(self) -> None:
+        self._closing.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join()
+            self._checkpointer = None
         with self._lock:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+        self._closing.clear()
 
     @property
     def origin(self) -> str:
@@ -315,6 +346,8 @@ class SqliteStore:
                     [(level, index, data) for (level, index), data in inner.items()],
                 )
             conn.execute("COMMIT")
+            self._wrote.set()
+            self._start_checkpointer()
         except BaseException:
             conn.execute("ROLLBACK")
             raise
