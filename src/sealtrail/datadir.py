@@ -51,6 +51,11 @@ class DataDir:
     def vkey(self) -> Path:
         return self.path / "log.vkey"
 
+    @property
+    def credentials(self) -> Path:
+        """API tokens (hashed) and source secrets, mode 0600."""
+        return self.path / "credentials.db"
+
     def init(self, origin: str) -> Ed25519Signer:
         """Create the directory, a new log key and an empty log; refuse to overwrite."""
         if not is_valid_name(origin):

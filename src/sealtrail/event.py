@@ -24,13 +24,13 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 
-from .jcs import CanonicalJsonError, canonical_json, has_plain_float, json_decoder
+from .jcs import CanonicalJsonError, JsonNumber, canonical_json, has_plain_float, json_decoder
 from .merkle import leaf_hash
 from .note import NoteError, Signer, Verifier, b64decode_strict, b64encode
 from .tiles import ENTRY_MAX
@@ -48,9 +48,12 @@ __all__ = [
     "is_out_of_line",
     "normalise",
     "prepare",
+    "prepare_batch",
     "sign_event",
+    "signed_form",
     "signing_bytes",
     "uuid7",
+    "verify_envelope_signature",
     "verify_event_signature",
 ]
 
@@ -209,15 +212,22 @@ _HINTS = {
 _AT = re.compile(r"^(.*) - at `\$\.?(.*)`$")
 
 
+_ITEM = re.compile(r"^\[(\d+)\]\.?(.*)$")
+
+
 def _explain(exc: msgspec.MsgspecError) -> EventError:
-    """A msgspec error as `field: what is wrong`."""
+    """A msgspec error as `field: what is wrong` (prefixed `event N:` inside a batch)."""
     message = str(exc) or "invalid event"
     match = _AT.match(message)
     what, field = match.groups() if match else (message, "")
     what = what[0].lower() + what[1:]
+    prefix = ""
+    item = _ITEM.match(field)
+    if item:
+        prefix, field = f"event {item.group(1)}: ", item.group(2)
     if not field:
-        return EventError(what + (" (extras belong in attrs)" if "unknown field" in what else ""))
-    return EventError(f"{field}: {_HINTS.get(field, what)}")
+        return EventError(prefix + what + (" (extras belong in attrs)" if "unknown field" in what else ""))
+    return EventError(f"{prefix}{field}: {_HINTS.get(field, what)}")
 
 
 def _check_ip(value: str) -> None:
@@ -372,17 +382,83 @@ def _seal(env: Envelope, derived: bytes | None, *, float_free: bool) -> Prepared
     return PreparedEvent(event_id, keys, entry, leaf_hash(entry), blob)
 
 
+Check = Callable[[Envelope], None]
+"""Called with each completed envelope before it is sealed; raises to refuse it."""
+
+
 def prepare(
-    event: Mapping[str, Any] | bytes | str, *, received: str | None = None, default_source: Source | None = None
+    event: Mapping[str, Any] | bytes | str,
+    *,
+    received: str | None = None,
+    default_source: Source | None = None,
+    check: Check | None = None,
 ) -> PreparedEvent:
     """Validate one event (JSON text, or Python values) and produce its entry (at most 65,535 bytes).
 
-    `default_source` stands in for a missing `source` (e.g. the API token's source).
+    `default_source` stands in for a missing `source` (e.g. the API token's
+    source); `check` may refuse the completed envelope (permissions, signatures).
     """
     env = _decode(event)
     float_free = _float_free(env, isinstance(event, bytes | str))
     env, derived = _complete(env, received or format_time(datetime.now(UTC)), default_source, float_free)
+    if check is not None:
+        check(env)
     return _seal(env, derived, float_free=float_free)
+
+
+_BATCH_DECODER: msgspec.json.Decoder[Envelope | list[Envelope]] = msgspec.json.Decoder(
+    Envelope | list[Envelope], float_hook=JsonNumber
+)
+
+
+def prepare_batch(
+    data: bytes | str,
+    *,
+    received: str | None = None,
+    default_source: Source | None = None,
+    check: Check | None = None,
+) -> list[PreparedEvent]:
+    """prepare() for a JSON object or a JSON array of events; errors name the event (0-based)."""
+    try:
+        decoded = _BATCH_DECODER.decode(data)
+    except msgspec.ValidationError as exc:
+        raise _explain(exc) from None
+    except msgspec.DecodeError as exc:
+        raise EventError(f"malformed JSON: {exc}") from None
+    items = decoded if isinstance(decoded, list) else [decoded]
+    stamp = received or format_time(datetime.now(UTC))
+    out = []
+    for number, env in enumerate(items):
+        try:
+            completed, derived = _complete(env, stamp, default_source, True)
+            if check is not None:
+                check(completed)
+            out.append(_seal(completed, derived, float_free=True))
+        except EventError as exc:
+            raise EventError(f"event {number}: {exc}" if len(items) > 1 else str(exc)) from None
+    return out
+
+
+def signed_form(env: Envelope) -> bytes:
+    """The bytes a source signature over `env` covers (canonical envelope without sig and received)."""
+    return _signed_form(env, float_free=not has_plain_float(env.attrs) and not has_plain_float(env.raw))
+
+
+def verify_envelope_signature(env: Envelope, verifiers: Sequence[Verifier]) -> Verifier:
+    """Raise EventError unless env.sig is a valid Ed25519 signature by one of `verifiers`."""
+    if env.sig is None:
+        raise EventError("sig: the event is not signed")
+    by_key = {f"{v.name}+{v.key_id:08x}": v for v in verifiers}
+    verifier = by_key.get(env.sig.key)
+    if verifier is None:
+        raise EventError(f"sig.key: {env.sig.key!r} is not a key registered for this source")
+    try:
+        signature = b64decode_strict(env.sig.value)
+    except NoteError as exc:
+        raise EventError(f"sig.value: {exc}") from None
+    if not verifier.verify(signed_form(env), signature):
+        raise EventError("sig: signature does not verify (the event was changed or signed by another key)")
+    return verifier
 
 
 def is_out_of_line(raw: Any) -> bool:

@@ -46,14 +46,19 @@ class DirectorySource(TilesSource):
 
 
 class HttpSource(TilesSource):
-    def __init__(self, prefix: str, timeout: float = 30.0) -> None:
+    def __init__(self, prefix: str, timeout: float = 30.0, token: str | None = None) -> None:
         self.prefix = prefix.rstrip("/") + "/"
-        self.client = httpx.Client(timeout=timeout, follow_redirects=True, headers={"User-Agent": "sealtrail"})
+        headers = {"User-Agent": "sealtrail"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.client = httpx.Client(timeout=timeout, follow_redirects=True, headers=headers)
 
     def fetch(self, path: str) -> bytes | None:
         response = self.client.get(self.prefix + path)
         if response.status_code == 404:
             return None
+        if response.status_code in (401, 403):
+            raise OSError(f"GET {self.prefix + path}: HTTP {response.status_code}; pass a read token with --token")
         if response.status_code != 200:
             raise OSError(f"GET {self.prefix + path}: HTTP {response.status_code}")
         return response.content
@@ -62,8 +67,8 @@ class HttpSource(TilesSource):
         self.client.close()
 
 
-def open_source(spec: str) -> TilesSource:
-    """A directory path, or an http(s):// URL prefix."""
+def open_source(spec: str, token: str | None = None) -> TilesSource:
+    """A directory path, or an http(s):// URL prefix (with a bearer token if the log is private)."""
     if spec.startswith(("http://", "https://")):
-        return HttpSource(spec)
+        return HttpSource(spec, token=token)
     return DirectorySource(Path(spec))

@@ -98,13 +98,16 @@ def verify(
         Path | None, typer.Option("--state", help="JSON file remembering the last verified checkpoint.")
     ] = None,
     origin: Annotated[str | None, typer.Option("--origin", help="Log origin (default: the vkey's name).")] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", envvar="SEALTRAIL_TOKEN", help="Read token for a private sealtrail server.")
+    ] = None,
 ) -> None:
     """Verify a tiles log: checkpoint signature, every entry in every tile and the root, consistency with --state."""
     with reported_errors():
         verifier = key_argument(vkey)
         log_origin = origin or verifier.name
         trusted = _load_state(state) if state else None
-        tiles = open_source(source)
+        tiles = open_source(source, token)
         try:
             note = tiles.fetch("checkpoint")
             size_hint = parse_checkpoint(parse_note(note)[0]).size if note else 0

@@ -1,0 +1,158 @@
+"""What every route needs: the services, the caller's token, the body, and the ingest path."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from ..credentials import Token
+from ..event import Envelope, EventError, PreparedEvent, Source, format_time, verify_envelope_signature
+from ..log import Receipt
+from ..store.base import StoreError
+from .app import Services
+from .errors import ApiError
+
+__all__ = [
+    "EventRefused",
+    "accept",
+    "authorize",
+    "check_for",
+    "default_source",
+    "prepare_async",
+    "prepared_or_refused",
+    "read_body",
+    "received_now",
+    "services",
+]
+
+INLINE_BYTES = 128 * 1024
+"""Bigger bodies are prepared in a worker thread, so the event loop keeps answering."""
+
+
+class EventRefused(Exception):
+    """An event that is valid JSON but may not be written: status 401 or 403."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def authorize(request: Request, scope: str, *, public: bool = False) -> Token | None:
+    """The caller's token, which must grant `scope`: 401 without a valid token, 403 without the scope."""
+    if public and services(request).settings.public_read:
+        return None
+    header = request.headers.get("authorization", "")
+    kind, _, presented = header.partition(" ")
+    if kind.lower() != "bearer" or not presented.strip():
+        raise ApiError(401, "missing bearer token: send Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"})
+    token = services(request).credentials.authenticate(presented.strip())
+    if token is None:
+        raise ApiError(401, "invalid or revoked token", {"WWW-Authenticate": "Bearer"})
+    if not token.allows(scope):
+        raise ApiError(403, f"this token lacks the {scope!r} scope")
+    return token
+
+
+async def read_body(request: Request, *, allowed: Sequence[str]) -> bytes:
+    """The request body if its type is allowed and it fits max_body_bytes (415 / 413 otherwise)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in allowed:
+        raise ApiError(415, f"Content-Type must be one of {', '.join(allowed)}, not {content_type or 'none'!r}")
+    limit = services(request).settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise ApiError(413, f"body over the {limit}-byte limit (server.max_body_bytes)")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"body over the {limit}-byte limit (server.max_body_bytes)")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if not body.strip():
+        raise ApiError(400, "empty body: send one or more events")
+    return body
+
+
+def received_now() -> str:
+    return format_time(datetime.now(UTC))
+
+
+def default_source(token: Token | None, request: Request) -> Source | None:
+    """For events that name no source: the token's one source, if it is limited to exactly one."""
+    if token is None or len(token.sources) != 1:
+        return None
+    name = next(iter(token.sources))
+    source = services(request).credentials.source(name)
+    return None if source is None else Source(type=source.type, id=name)  # type: ignore[arg-type]
+
+
+def check_for(token: Token | None, request: Request) -> Callable[[Envelope], None]:
+    """The per-event check: the token may write this source; signatures as the source requires."""
+    credentials = services(request).credentials
+
+    def check(env: Envelope) -> None:
+        assert env.source is not None
+        name = env.source.id
+        if token is not None and not token.allows_source(name):
+            raise EventRefused(403, f"source.id: this token may not write events of source {name!r}")
+        source = credentials.source(name)
+        if env.sig is not None:
+            if source is None or not source.keys:
+                raise EventRefused(401, f"sig: source {name!r} has no registered key to check the signature with")
+            try:
+                verify_envelope_signature(env, source.verifiers())
+            except EventError as exc:
+                raise EventRefused(401, str(exc)) from None
+        elif source is not None and source.require_signature:
+            raise EventRefused(401, f"sig: source {name!r} requires events signed with its key")
+
+    return check
+
+
+def prepared_or_refused(make: Callable[[], list[PreparedEvent]]) -> list[PreparedEvent]:
+    """Run a preparation, turning refusals into the right 4xx."""
+    try:
+        return make()
+    except EventRefused as exc:
+        raise ApiError(exc.status, str(exc)) from None
+    except EventError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+async def prepare_async(make: Callable[[], list[PreparedEvent]], body_bytes: int) -> list[PreparedEvent]:
+    """Prepare inline for small bodies; in a worker thread for big ones."""
+    if body_bytes > INLINE_BYTES:
+        return await run_in_threadpool(prepared_or_refused, make)
+    return prepared_or_refused(make)
+
+
+async def accept(request: Request, prepared: list[PreparedEvent], *, wait_checkpoint: bool = False) -> dict[str, Any]:
+    """Hand prepared events to the sequencer; answer once durable: {"receipts": [...]}."""
+    svc = services(request)
+    try:
+        receipts: list[Receipt] = await asyncio.wrap_future(svc.log.submit(prepared))
+    except StoreError as exc:
+        raise ApiError(503, f"the log cannot accept events now: {exc}") from None
+    out = [receipt.to_json() for receipt in receipts]
+    if wait_checkpoint and receipts:
+        needed = max(receipt.index for receipt in receipts) + 1
+        try:
+            size, _ = await run_in_threadpool(svc.log.wait_for_checkpoint, needed, svc.settings.wait_timeout)
+        except TimeoutError:
+            raise ApiError(504, "events are stored, but no checkpoint covered them in time; ask again") from None
+        for receipt, body in zip(receipts, out, strict=True):
+            body["checkpoint_size"] = size
+            body["proof"] = svc.view.tlog_proof(receipt.index, size).encode().decode()
+    return {"receipts": out}
