@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -34,6 +36,13 @@ class Api:
         if content_type is not None:
             out["Content-Type"] = content_type
         return out
+
+    def entry(self, index: object) -> dict[str, Any]:
+        """The stored entry at `index`, parsed."""
+        response = self.client.get(f"/v1/entries/{index}", headers=self.headers(self.read, None))
+        assert response.status_code == 200, response.text
+        parsed: dict[str, Any] = json.loads(response.content)
+        return parsed
 
     def size(self) -> int:
         store = self.directory.store()

@@ -1,9 +1,148 @@
-"""Webhooks and collectors of the tools teams already run (one route per source type)."""
+"""Webhooks and collectors of the tools teams already run (one route per source type).
+
+Each route authenticates the way its tool does (HMAC secret, shared token,
+bearer token), turns the payload into envelopes with the pure adapter in
+`sealtrail.sources`, and appends them like POST /v1/events: all or nothing,
+answered after the durable commit, redeliveries deduplicated.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ..credentials import Source
+from ..event import EventError, PreparedEvent, prepare
+from ..jcs import CanonicalJsonError, parse_json
+from ..sources import github, hec
+from ..sources.base import Envelope, SourceAuthError, SourcePayloadError
+from .common import accept, prepare_async, read_body, received_now, services
+from .errors import ApiError, json_response
 
 __all__ = ["router"]
 
-router = APIRouter()
+router = APIRouter(tags=["sources"])
+
+_WEBHOOK_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
+
+
+def _configured(request: Request, name: str, source_type: str) -> Source:
+    source = services(request).credentials.source(name)
+    if source is None or source.type != source_type:
+        raise ApiError(404, f"no {source_type} source named {name!r}; add it with `sealtrail source add`")
+    return source
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        payload = parse_json(body)
+    except CanonicalJsonError as exc:
+        raise ApiError(400, str(exc)) from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "the payload must be a JSON object")
+    return payload
+
+
+async def _append(request: Request, make: Callable[[], Sequence[Envelope]], body_bytes: int) -> dict[str, Any]:
+    """Map, validate and append; adapter and envelope errors become 4xx and write nothing."""
+    received = received_now()
+
+    def prepared() -> list[PreparedEvent]:
+        try:
+            return [prepare(envelope, received=received) for envelope in make()]
+        except SourceAuthError as exc:
+            raise ApiError(401, str(exc)) from None
+        except SourcePayloadError as exc:
+            raise ApiError(400, str(exc)) from None
+        except EventError as exc:
+            raise ApiError(400, f"the payload maps to an invalid event: {exc}") from None
+
+    return await accept(request, await prepare_async(prepared, body_bytes))
+
+
+def _header(request: Request, name: str) -> str:
+    value = request.headers.get(name, "").strip()
+    if not value:
+        raise ApiError(400, f"missing {name} header")
+    return value
+
+
+# --- GitHub -----------------------------------------------------------------------------------
+
+
+@router.post("/hooks/github/{source}", summary="GitHub webhooks (X-Hub-Signature-256)", openapi_extra=_WEBHOOK_BODY)
+async def github_hook(request: Request, source: str) -> Response:
+    """Configure in GitHub: Payload URL …/hooks/github/<source>, content type application/json, the source's secret."""
+    configured = _configured(request, source, "github")
+    body = await read_body(request, allowed=("application/json",))
+    if not configured.secret:
+        raise ApiError(401, f"source {source!r} has no webhook secret; set one with `sealtrail source add --secret`")
+    try:
+        github.verify_signature(configured.secret.encode(), body, request.headers.get(github.SIGNATURE_HEADER))
+    except SourceAuthError as exc:
+        raise ApiError(401, str(exc)) from None
+    event = _header(request, "X-GitHub-Event")
+    delivery = _header(request, "X-GitHub-Delivery")
+    payload = _json_object(body)
+    receipts = await _append(request, lambda: github.to_envelopes(event, delivery, payload, source), len(body))
+    return json_response(receipts)
+
+
+# --- Splunk HTTP Event Collector (GitHub Enterprise audit-log streaming) ---------------------------
+
+
+_HEC_TYPES = ("application/json", "text/plain", "application/x-www-form-urlencoded", "")
+"""HEC senders are lax about Content-Type; the body is always concatenated JSON."""
+
+
+def _hec_error(status: int, text: str, code: int) -> Response:
+    return json_response({"text": text, "code": code}, status)
+
+
+async def _collector(request: Request) -> Response:
+    try:
+        presented = hec.parse_token(request.headers.get("authorization"))
+    except SourceAuthError as exc:
+        return _hec_error(401, str(exc), 2)
+    token = services(request).credentials.authenticate(presented)
+    if token is None:
+        return _hec_error(401, "Invalid token", 4)
+    if not token.allows("ingest"):
+        return _hec_error(403, "this token lacks the 'ingest' scope", 4)
+    name = next(iter(token.sources)) if len(token.sources) == 1 else "hec"
+    try:
+        body = await read_body(request, allowed=_HEC_TYPES)
+        if request.headers.get("content-encoding", "").lower() == "gzip":
+            body = _gunzip(body, services(request).settings.max_body_bytes)
+        items = hec.split_events(body)
+        receipts = await _append(request, lambda: hec.to_envelopes(items, name), len(body))
+    except SourcePayloadError as exc:
+        return _hec_error(400, str(exc), 6)
+    except ApiError as exc:
+        return _hec_error(exc.status, exc.message, 6)
+    return json_response({"text": "Success", "code": 0, "receipts": receipts["receipts"]})
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise SourcePayloadError(f"Content-Encoding gzip, but the body is not gzip: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise ApiError(413, f"body over the {limit}-byte limit once decompressed")
+    return out
+
+
+for _path in hec.COLLECTOR_PATHS:
+    router.add_api_route(
+        _path,
+        _collector,
+        methods=["POST"],
+        summary="Splunk HEC compatible collector (Authorization: Splunk <token>)",
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
+    )
