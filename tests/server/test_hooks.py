@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from _github_fixtures import webhook_examples
 from sealtrail.credentials import Credentials
-from sources._github_fixtures import webhook_examples
 
 from .conftest import Api, make_api
 

@@ -22,6 +22,7 @@ from ..store.sqlite import SqliteStore
 from ..view import LogView
 from .errors import install_handlers
 from .settings import Settings
+from .syslog_listener import start_listeners
 
 __all__ = ["Services", "create_app"]
 
@@ -48,9 +49,14 @@ def create_app(directory: DataDir, settings: Settings | None = None) -> FastAPI:
         log = directory.open_log(checkpoint_interval=settings.checkpoint_interval)
         store = directory.store()
         app.state.services = Services(directory, settings, credentials, store, log, LogView(store))
+        listeners = []
         try:
+            listeners = await start_listeners(settings.syslog, log, settings.tls_cert, settings.tls_key)
             yield
         finally:
+            for listener in listeners:
+                listener.close()
+                await listener.wait_closed()
             log.close()
             store.close()
 

@@ -8,6 +8,9 @@ answered after the durable commit, redeliveries deduplicated.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import time
 import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,14 +21,25 @@ from starlette.responses import Response
 from ..credentials import Source
 from ..event import EventError, PreparedEvent, prepare
 from ..jcs import CanonicalJsonError, parse_json
-from ..sources import github, hec
-from ..sources.base import Envelope, SourceAuthError, SourcePayloadError
-from .common import accept, prepare_async, read_body, received_now, services
+from ..sources import cloudevents, github, gitlab, hec, jenkins, kubernetes, otlp
+from ..sources.base import Envelope, SourceAuthError, SourcePayloadError, constant_time_equal
+from .common import accept, authorize, prepare_async, read_body, received_now, services
 from .errors import ApiError, json_response
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["sources"])
+
+_ANY_TYPE = (
+    "application/json",
+    "application/cloudevents+json",
+    "application/cloudevents-batch+json",
+    "text/plain",
+    "application/octet-stream",
+    "application/xml",
+    "",
+)
+"""CloudEvents binary mode carries the event data with its own Content-Type."""
 
 _WEBHOOK_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
 
@@ -145,4 +159,103 @@ for _path in hec.COLLECTOR_PATHS:
         methods=["POST"],
         summary="Splunk HEC compatible collector (Authorization: Splunk <token>)",
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
+    )
+
+
+# --- sources authenticated with a sealtrail token ---------------------------------------------------
+
+
+def _token_source(request: Request, fallback: str, path_source: str | None = None) -> str:
+    """The source a bearer-token request writes: the path's, else the token's only source, else `fallback`."""
+    token = authorize(request, "ingest")
+    assert token is not None
+    name = path_source or (next(iter(token.sources)) if len(token.sources) == 1 else fallback)
+    if not token.allows_source(name):
+        raise ApiError(403, f"this token may not write events of source {name!r}")
+    return name
+
+
+@router.post("/v1/cloudevents", summary="CloudEvents 1.0: structured, binary and batch modes", tags=["sources"])
+async def cloudevents_route(request: Request) -> Response:
+    name = _token_source(request, "cloudevents")
+    body = await read_body(request, allowed=_ANY_TYPE)
+    headers = dict(request.headers)
+    return json_response(await _append(request, lambda: cloudevents.from_http(headers, body, name), len(body)))
+
+
+@router.post("/otlp/v1/logs", summary="OTLP/HTTP logs (JSON encoding)", tags=["sources"], openapi_extra=_WEBHOOK_BODY)
+async def otlp_logs(request: Request) -> Response:
+    """Point an OpenTelemetry exporter here with OTEL_EXPORTER_OTLP_LOGS_PROTOCOL=http/json."""
+    name = _token_source(request, "otlp")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/x-protobuf":
+        raise ApiError(415, "OTLP/HTTP protobuf is not supported; set the exporter's protocol to http/json")
+    body = await read_body(request, allowed=("application/json",))
+    payload = _json_object(body)
+    await _append(request, lambda: otlp.to_envelopes(payload, name), len(body))
+    return json_response({})  # ExportLogsServiceResponse: everything accepted
+
+
+@router.post("/hooks/kubernetes/{source}", summary="kube-apiserver audit webhook (audit.k8s.io/v1 EventList)")
+async def kubernetes_audit(request: Request, source: str) -> Response:
+    """Authenticate with the kubeconfig's bearer token (see sealtrail.sources.kubernetes)."""
+    _configured(request, source, "kubernetes")
+    name = _token_source(request, source, source)
+    body = await read_body(request, allowed=("application/json",))
+    payload = _json_object(body)
+    return json_response(await _append(request, lambda: kubernetes.to_envelopes(payload, name), len(body)))
+
+
+@router.post("/hooks/jenkins/{source}", summary="Jenkins Audit Trail (Elasticsearch output) and Notification plugin")
+async def jenkins_hook(request: Request, source: str) -> Response:
+    """Bearer token, or HTTP Basic with the source's secret as password (the Audit Trail ES output)."""
+    configured = _configured(request, source, "jenkins")
+    if request.headers.get("authorization", "").lower().startswith("basic "):
+        _basic(request, configured)
+    else:
+        _token_source(request, source, source)
+    body = await read_body(request, allowed=("application/json",))
+    payload = _json_object(body)
+    mapper = jenkins.notification_to_envelopes if "build" in payload else jenkins.audit_to_envelopes
+    return json_response(await _append(request, lambda: mapper(payload, source), len(body)))
+
+
+def _basic(request: Request, source: Source) -> None:
+    header = request.headers.get("authorization", "")
+    try:
+        _, _, password = base64.b64decode(header.split(" ", 1)[1], validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError, IndexError):
+        raise ApiError(401, "malformed Basic authorization", {"WWW-Authenticate": "Basic"}) from None
+    if not source.secret or not constant_time_equal(password, source.secret):
+        raise ApiError(401, "wrong password for this source", {"WWW-Authenticate": "Basic"})
+
+
+# --- GitLab: webhooks (X-Gitlab-Token or Standard Webhooks) and audit event streaming ------------------
+
+
+@router.post("/hooks/gitlab/{source}", summary="GitLab webhooks and audit event streaming", openapi_extra=_WEBHOOK_BODY)
+async def gitlab_hook(request: Request, source: str) -> Response:
+    """X-Gitlab-Token, or Standard Webhooks signatures; X-Gitlab-Event-Streaming-Token for audit streaming."""
+    configured = _configured(request, source, "gitlab")
+    body = await read_body(request, allowed=("application/json",))
+    secret = configured.secret or ""
+    headers = request.headers
+    try:
+        if "x-gitlab-event-streaming-token" in headers:
+            gitlab.verify_token(secret, headers.get("x-gitlab-event-streaming-token"))
+        elif "webhook-signature" in headers:
+            gitlab.verify_standard_webhook(secret, dict(headers), body, int(time.time()))
+        else:
+            gitlab.verify_token(secret, headers.get("x-gitlab-token"))
+    except SourceAuthError as exc:
+        raise ApiError(401, str(exc)) from None
+    except ValueError as exc:
+        raise ApiError(401, f"source {source!r} has no usable signing secret: {exc}") from None
+    payload = _json_object(body)
+    if "x-gitlab-event-streaming-token" in headers:
+        return json_response(await _append(request, lambda: gitlab.audit_to_envelopes(payload, source), len(body)))
+    event = _header(request, "X-Gitlab-Event")
+    delivery = headers.get("idempotency-key") or headers.get("x-gitlab-event-uuid") or headers.get("webhook-id")
+    return json_response(
+        await _append(request, lambda: gitlab.to_envelopes(event, payload, source, delivery), len(body))
     )
