@@ -113,6 +113,8 @@ def _refusals(api: Api) -> Iterator[tuple[str, Response, int, str]]:
     yield "entry over 65,535 bytes", post(api, oversized, api.ingest), 413, "limit"
     stamped = {**good, "received": "2026-01-01T00:00:00Z"}
     yield "received is sealtrail's", post(api, stamped, api.ingest), 400, "received"
+    typed = {**good, "source": {"type": "github", "id": "ci"}}
+    yield "source registered as another type", post(api, typed, api.ingest), 403, "registered as 'api'"
 
 
 def test_every_refusal_is_a_4xx_with_a_message_and_writes_nothing(api: Api) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import ipaddress
 import json
 import socket
@@ -21,7 +22,7 @@ from _gl_fixtures import AUDIT_GIT_FETCH, MEMBER_ADD, PUSH
 from _syslog_fixtures import fail2ban_logs, samples
 from sealtrail.credentials import Credentials
 
-from .conftest import Api, make_api
+from .conftest import LIMIT, Api, make_api
 
 GITLAB_TOKEN = "gitlab-shared-token"
 WHSEC = "whsec_" + base64.b64encode(b"standard-webhooks-key-for-tests!").decode()
@@ -168,6 +169,15 @@ def test_otlp_json_logs_and_protobuf_refused(hooks: Api) -> None:
     assert ok.status_code == 200 and ok.json() == {}
     stored = hooks.entry(0)
     assert stored["outcome"] == "failure" and stored["actor"]["name"] == "bob"
+    zipped = hooks.client.post(
+        "/otlp/v1/logs",
+        content=gzip.compress(json.dumps(request).encode()),
+        headers={**token, "Content-Encoding": "gzip"},
+    )
+    assert zipped.status_code == 200 and hooks.size() == 2  # the OpenTelemetry Collector compresses by default
+    bomb = gzip.compress(b" " * (LIMIT + 1))
+    too_big = hooks.client.post("/otlp/v1/logs", content=bomb, headers={**token, "Content-Encoding": "gzip"})
+    assert too_big.status_code == 413 and hooks.size() == 2
     proto = {**token, "Content-Type": "application/x-protobuf"}
     refused = hooks.client.post("/otlp/v1/logs", content=b"\x0a\x00", headers=proto)
     assert refused.status_code == 415 and "http/json" in refused.json()["error"]

@@ -14,8 +14,8 @@ import copy
 from typing import Any
 
 import pytest
-from _gl_fixtures import one
 
+from _gl_fixtures import one
 from sealtrail.event import prepare
 from sealtrail.sources.base import SourcePayloadError
 from sealtrail.sources.jenkins import audit_to_envelopes, notification_to_envelopes
@@ -309,7 +309,11 @@ def test_completed_notification() -> None:
     """COMPLETED + SUCCESS → ci.run build.completed, success, at start + duration."""
     event = one(notification_to_envelopes(notification(), "jenkins-ci"))
     assert (event["kind"], event["action"], event["outcome"]) == ("ci.run", "build.completed", "success")
-    assert event["source"] == {"type": "jenkins", "id": "jenkins-ci", "delivery": "asgard#18/COMPLETED"}
+    assert event["source"] == {
+        "type": "jenkins",
+        "id": "jenkins-ci",
+        "delivery": "job/asgard/#18@1705312740000/COMPLETED",
+    }
     assert event["target"] == {"type": "job", "id": "job/asgard/", "name": "asgard"}
     assert event["time"] == "2024-01-15T10:00:05.000000Z"
     assert event["attrs"] == {
@@ -346,7 +350,7 @@ def test_phases(phase: str, status: str | None, outcome: str, time: str) -> None
     assert event["action"] == f"build.{phase.lower()}"
     assert event["outcome"] == outcome
     assert event["time"] == time
-    assert event["source"]["delivery"] == f"asgard#18/{phase}"
+    assert event["source"]["delivery"].endswith(f"#18@1705312740000/{phase}")
 
 
 def test_resent_notification_dedups() -> None:
@@ -362,7 +366,24 @@ def test_folder_job_name_from_url() -> None:
     body = notification() | {"name": "api", "url": "job/platform/job/api/"}
     event = one(notification_to_envelopes(body, "j"))
     assert event["target"] == {"type": "job", "id": "job/platform/job/api/", "name": "platform/api"}
-    assert event["source"]["delivery"] == "api#18/COMPLETED"
+    assert event["source"]["delivery"] == "job/platform/job/api/#18@1705312740000/COMPLETED"
+
+
+def test_same_named_jobs_in_two_folders_are_different_events() -> None:
+    """The delivery key uses the job's path, so folder/api and other/api builds never dedup together."""
+    here = prepare(notification_to_envelopes(notification() | {"name": "api", "url": "job/platform/job/api/"}, "j")[0])
+    there = prepare(notification_to_envelopes(notification() | {"name": "api", "url": "job/payments/job/api/"}, "j")[0])
+    assert here.id != there.id
+
+
+def test_a_recreated_job_reusing_build_numbers_is_a_new_event() -> None:
+    """Build numbers restart when a job is re-created; the build's start time tells the builds apart."""
+    old = notification()
+    new = notification()
+    new["build"] = {**new["build"], "timestamp": new["build"]["timestamp"] + 86_400_000}
+    first = prepare(notification_to_envelopes(old, "j")[0])
+    second = prepare(notification_to_envelopes(new, "j")[0])
+    assert first.id != second.id
 
 
 def test_minimal_notification() -> None:

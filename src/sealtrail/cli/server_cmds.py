@@ -49,7 +49,14 @@ def serve(
         else:
             Credentials(directory.credentials)
         app = create_app(directory, settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=30)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=settings.access_log,
+        timeout_graceful_shutdown=30,
+    )
 
 
 @token_app.command("create")
@@ -96,14 +103,17 @@ def source_add(
     name: Annotated[str, typer.Argument(help="The source's name: its URL path segment and source.id.")],
     type: Annotated[str, typer.Option("--type", help="github, gitlab, kubernetes, jenkins, hec, syslog, api, ...")],
     secret: Annotated[
-        str | None, typer.Option("--secret", help="Webhook secret; generated and printed if omitted for github/gitlab.")
+        str | None,
+        typer.Option(
+            "--secret", help="Webhook secret or password; generated and printed if omitted (github, gitlab, jenkins)."
+        ),
     ] = None,
     key: Annotated[list[str] | None, typer.Option("--key", help="vkey of a key that signs at the source.")] = None,
     require_signature: Annotated[bool, typer.Option("--require-signature", help="Refuse unsigned events.")] = False,
     dir: DirOption = None,
 ) -> None:
     """Register a source (the command works on the data directory, server running or not)."""
-    generated = secret is None and type in ("github", "gitlab")
+    generated = secret is None and type in ("github", "gitlab", "jenkins")
     with reported_errors():
         directory = data_dir(dir)
         directory.store().close()

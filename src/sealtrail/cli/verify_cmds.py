@@ -68,6 +68,8 @@ def verify_proof(
     with reported_errors():
         verifier = key_argument(vkey)
         data = proof_file.read_bytes()
+        if data.endswith(b"\n\n"):  # a stray newline added by copy and paste or `jq -r`
+            data = data.rstrip(b"\n") + b"\n"
         entry_bytes = entry.read_bytes() if entry is not None else None
         proof, signed, leaf = verify_tlog_proof(data, origin or verifier.name, [verifier], entry_bytes)
     what = "entry" if entry is not None else f"leaf hash {b64encode(leaf)}"

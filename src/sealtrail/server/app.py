@@ -21,6 +21,7 @@ from ..log import Log
 from ..store.sqlite import SqliteStore
 from ..view import LogView
 from .errors import install_handlers
+from .oidc import OidcVerifier
 from .settings import Settings
 from .syslog_listener import start_listeners
 
@@ -37,6 +38,8 @@ class Services:
     store: SqliteStore
     log: Log
     view: LogView
+    oidc: OidcVerifier | None = None
+    """GitHub Actions OIDC token verifier, when [server.oidc] is configured."""
 
 
 def create_app(directory: DataDir, settings: Settings | None = None) -> FastAPI:
@@ -48,7 +51,8 @@ def create_app(directory: DataDir, settings: Settings | None = None) -> FastAPI:
         credentials = Credentials(directory.credentials)
         log = directory.open_log(checkpoint_interval=settings.checkpoint_interval)
         store = directory.store()
-        app.state.services = Services(directory, settings, credentials, store, log, LogView(store))
+        oidc = OidcVerifier(settings.oidc) if settings.oidc.enabled else None
+        app.state.services = Services(directory, settings, credentials, store, log, LogView(store), oidc)
         listeners = []
         try:
             listeners = await start_listeners(settings.syslog, log, settings.tls_cert, settings.tls_key)
@@ -59,6 +63,8 @@ def create_app(directory: DataDir, settings: Settings | None = None) -> FastAPI:
                 await listener.wait_closed()
             log.close()
             store.close()
+            if oidc is not None:
+                oidc.close()
 
     app = FastAPI(
         title="sealtrail",

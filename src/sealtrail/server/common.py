@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from ..log import Receipt
 from ..store.base import StoreError
 from .app import Services
 from .errors import ApiError
+from .oidc import OidcError, OidcToken, apply_claims, looks_like_jwt
 
 __all__ = [
     "EventRefused",
@@ -48,14 +50,21 @@ def services(request: Request) -> Services:
 
 
 def authorize(request: Request, scope: str, *, public: bool = False) -> Token | None:
-    """The caller's token, which must grant `scope`: 401 without a valid token, 403 without the scope."""
+    """The caller's token, which must grant `scope`: 401 without a valid token, 403 without the scope.
+
+    A bearer token that is a JWT is a GitHub Actions OIDC token, checked by the OIDC verifier.
+    """
     if public and services(request).settings.public_read:
         return None
     header = request.headers.get("authorization", "")
     kind, _, presented = header.partition(" ")
     if kind.lower() != "bearer" or not presented.strip():
         raise ApiError(401, "missing bearer token: send Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"})
-    token = services(request).credentials.authenticate(presented.strip())
+    presented = presented.strip()
+    if looks_like_jwt(presented):
+        token: Token | None = _oidc_token(request, presented, scope)
+    else:
+        token = services(request).credentials.authenticate(presented)
     if token is None:
         raise ApiError(401, "invalid or revoked token", {"WWW-Authenticate": "Bearer"})
     if not token.allows(scope):
@@ -63,11 +72,45 @@ def authorize(request: Request, scope: str, *, public: bool = False) -> Token | 
     return token
 
 
+# --- GitHub Actions OIDC -------------------------------------------------------------------------
+
+OIDC_INGEST_PATH = "/v1/events"
+"""The one ingest route that fills events from the OIDC claims (check_for, default_source)."""
+
+
+def _oidc_token(request: Request, presented: str, scope: str) -> OidcToken:
+    """The OIDC principal for a JWT bearer token: 401 if OIDC is off or the token is invalid, 403 by policy.
+
+    Only POST /v1/events fills events from the claims, so other ingest routes refuse OIDC tokens.
+    """
+    verifier = services(request).oidc
+    if verifier is None:
+        raise ApiError(
+            401, "OIDC is not configured on this server ([server.oidc] audience)", {"WWW-Authenticate": "Bearer"}
+        )
+    try:
+        token = verifier.verify(presented)
+    except OidcError as exc:
+        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if exc.status == 401 else None
+        raise ApiError(exc.status, str(exc), headers) from None
+    if scope == "ingest" and getattr(request.scope.get("route"), "path", None) != OIDC_INGEST_PATH:
+        raise ApiError(403, f"an OIDC token may write only through POST {OIDC_INGEST_PATH}")
+    return token
+
+
 async def read_body(request: Request, *, allowed: Sequence[str]) -> bytes:
-    """The request body if its type is allowed and it fits max_body_bytes (415 / 413 otherwise)."""
+    """The request body if its type is allowed and it fits max_body_bytes (415 / 413 otherwise).
+
+    A gzip Content-Encoding (the OpenTelemetry Collector's default) is undone,
+    and the limit applies to the decompressed body too.
+    """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in allowed:
-        raise ApiError(415, f"Content-Type must be one of {', '.join(allowed)}, not {content_type or 'none'!r}")
+        named = ", ".join(kind for kind in allowed if kind) or "none"
+        raise ApiError(415, f"Content-Type must be one of {named}, not {content_type or 'none'!r}")
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip"):
+        raise ApiError(415, f"Content-Encoding {encoding!r} is not supported (use gzip or none)")
     limit = services(request).settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
@@ -80,9 +123,22 @@ async def read_body(request: Request, *, allowed: Sequence[str]) -> bytes:
             raise ApiError(413, f"body over the {limit}-byte limit (server.max_body_bytes)")
         chunks.append(chunk)
     body = b"".join(chunks)
+    if encoding == "gzip":
+        body = _gunzip(body, limit)
     if not body.strip():
         raise ApiError(400, "empty body: send one or more events")
     return body
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ApiError(400, f"Content-Encoding is gzip, but the body is not gzip: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise ApiError(413, f"body over the {limit}-byte limit once decompressed (server.max_body_bytes)")
+    return out
 
 
 def received_now() -> str:
@@ -91,6 +147,8 @@ def received_now() -> str:
 
 def default_source(token: Token | None, request: Request) -> Source | None:
     """For events that name no source: the token's one source, if it is limited to exactly one."""
+    if isinstance(token, OidcToken):
+        return Source(type=token.source_type, id=token.source)  # type: ignore[arg-type]
     if token is None or len(token.sources) != 1:
         return None
     name = next(iter(token.sources))
@@ -108,6 +166,10 @@ def check_for(token: Token | None, request: Request) -> Callable[[Envelope], Non
         if token is not None and not token.allows_source(name):
             raise EventRefused(403, f"source.id: this token may not write events of source {name!r}")
         source = credentials.source(name)
+        if source is not None and env.source.type != source.type:
+            raise EventRefused(
+                403, f"source.type: source {name!r} is registered as {source.type!r}, not {env.source.type!r}"
+            )
         if env.sig is not None:
             if source is None or not source.keys:
                 raise EventRefused(401, f"sig: source {name!r} has no registered key to check the signature with")
@@ -117,6 +179,11 @@ def check_for(token: Token | None, request: Request) -> Callable[[Envelope], Non
                 raise EventRefused(401, str(exc)) from None
         elif source is not None and source.require_signature:
             raise EventRefused(401, f"sig: source {name!r} requires events signed with its key")
+        if isinstance(token, OidcToken):
+            try:
+                apply_claims(env, token)
+            except OidcError as exc:
+                raise EventRefused(exc.status, str(exc)) from None
 
     return check
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -130,8 +129,6 @@ async def _collector(request: Request) -> Response:
     name = next(iter(token.sources)) if len(token.sources) == 1 else "hec"
     try:
         body = await read_body(request, allowed=_HEC_TYPES)
-        if request.headers.get("content-encoding", "").lower() == "gzip":
-            body = _gunzip(body, services(request).settings.max_body_bytes)
         items = hec.split_events(body)
         receipts = await _append(request, lambda: hec.to_envelopes(items, name), len(body))
     except SourcePayloadError as exc:
@@ -139,17 +136,6 @@ async def _collector(request: Request) -> Response:
     except ApiError as exc:
         return _hec_error(exc.status, exc.message, 6)
     return json_response({"text": "Success", "code": 0, "receipts": receipts["receipts"]})
-
-
-def _gunzip(body: bytes, limit: int) -> bytes:
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise SourcePayloadError(f"Content-Encoding gzip, but the body is not gzip: {exc}") from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise ApiError(413, f"body over the {limit}-byte limit once decompressed")
-    return out
 
 
 for _path in hec.COLLECTOR_PATHS:

@@ -12,7 +12,7 @@ Pure: no I/O. Two plugins, two shapes:
 * Notification plugin, JSON format: `{"name", "url", "build": {"full_url", "number",
   "phase", "status", "scm", ...}}` per build phase (QUEUED, STARTED, COMPLETED,
   FINALIZED); `notification_to_envelopes` makes one ci.run event per phase, with
-  delivery `<job>#<number>/<phase>` so a resent notification dedups.
+  delivery `<job path>#<number>[@<start ms>]/<phase>` so a resent notification dedups.
 
 Neither plugin signs its requests: authenticate the endpoint (API token, TLS client
 certificate) in the server.
@@ -303,7 +303,7 @@ def _millis(value: Any) -> datetime | None:
 def notification_to_envelopes(payload: dict[str, Any], source_id: str) -> list[Envelope]:
     """One ci.run envelope for one Notification plugin message (JSON format).
 
-    action `build.<phase>`, outcome from `build.status`, delivery `<name>#<number>/<phase>`.
+    action `build.<phase>`, outcome from `build.status`, delivery `<job path>#<number>[@<start ms>]/<phase>`.
     The time is the build's start (`build.timestamp`, ms) for STARTED, start plus duration
     once COMPLETED or FINALIZED; QUEUED and messages without them take the received time.
     """
@@ -330,7 +330,12 @@ def notification_to_envelopes(payload: dict[str, Any], source_id: str) -> list[E
     elif started is not None and phase.upper() in ("COMPLETED", "FINALIZED") and type(duration) is int:
         moment = started + timedelta(milliseconds=duration)
     url = payload.get("url")
-    source = {"type": SOURCE_TYPE, "id": source_id, "delivery": _delivery(f"{name}#{number}/{phase}")}
+    # The job's path (url) tells apart same-named jobs in different folders; the
+    # build's start time tells apart a re-created job's builds that reuse numbers.
+    job = url if isinstance(url, str) and url else name
+    started_at = build.get("timestamp") if type(build.get("timestamp")) is int else None
+    key = f"{job}#{number}/{phase}" if started_at is None else f"{job}#{number}@{started_at}/{phase}"
+    source = {"type": SOURCE_TYPE, "id": source_id, "delivery": _delivery(key)}
     return [
         _envelope(
             kind="ci.run",

@@ -555,8 +555,12 @@ def _first_from(rest: str) -> tuple[str, re.Match[str], re.Match[str]] | None:
 
 
 def _sshd(message: str) -> _Auth | None:
-    """What an sshd line says about authentication, or None."""
-    text = message.rstrip()
+    """What an sshd line says about authentication, or None.
+
+    One leading space is ignored: rsyslog keeps the space after the tag in the
+    message text of locally logged lines it forwards as RFC 5424.
+    """
+    text = message.rstrip().removeprefix(" ")
     prefix = _LINE_PREFIX.match(text)
     if prefix is not None:
         text = text[prefix.end() :]
