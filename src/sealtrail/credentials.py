@@ -118,6 +118,7 @@ class Credentials:
             conn.executescript(_SCHEMA)
         self._cache: dict[bytes, tuple[float, Token | None]] = {}
         self._source_cache: dict[str, tuple[float, Source | None]] = {}
+        self._registered: tuple[float, dict[str, Source]] | None = None
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -220,6 +221,7 @@ class Credentials:
             raise CredentialsError("--require-signature needs at least one --key")
         source = Source(name, source_type, secret, tuple(keys), require_signature, _now())
         self._source_cache.pop(name, None)
+        self._registered = None
         try:
             with self._connect() as conn:
                 conn.execute(
@@ -249,6 +251,13 @@ class Credentials:
         if row is None:
             return None
         return Source(row[0], row[1], row[2], tuple(json.loads(row[3])), bool(row[4]), row[5])
+
+    def registered(self) -> dict[str, Source]:
+        """Every source by name (a snapshot, cached for CACHE_SECONDS)."""
+        now = time.monotonic()
+        if self._registered is None or now - self._registered[0] >= CACHE_SECONDS:
+            self._registered = (now, {source.name: source for source in self.sources()})
+        return self._registered[1]
 
     def sources(self) -> list[Source]:
         with self._connect() as conn:

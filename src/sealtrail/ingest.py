@@ -27,6 +27,10 @@ class LineError(ValueError):
     def __init__(self, number: int, message: str) -> None:
         super().__init__(f"line {number}: {message}")
         self.number = number
+        self.message = message
+
+    def __reduce__(self) -> tuple[type[LineError], tuple[int, str]]:
+        return type(self), (self.number, self.message)  # raised in worker processes
 
 
 def _prepare_chunk(

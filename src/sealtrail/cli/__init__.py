@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import log_cmds, server_cmds, tiles_cmds, verify_cmds
+from . import client_cmds, log_cmds, server_cmds, tiles_cmds, verify_cmds
 
 __all__ = ["app", "main"]
 
@@ -19,6 +19,7 @@ log_cmds.register(app)
 verify_cmds.register(app)
 app.add_typer(tiles_cmds.app, name="tiles")
 server_cmds.register(app)
+client_cmds.register(app)
 
 
 def main() -> None:

@@ -8,7 +8,10 @@ only after the durable commit; concurrent requests share group commits.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -40,6 +43,17 @@ class Services:
     view: LogView
     oidc: OidcVerifier | None = None
     """GitHub Actions OIDC token verifier, when [server.oidc] is configured."""
+    preparers: ProcessPoolExecutor | None = None
+    """Processes that prepare big request bodies, so the event loop and the sequencer keep the other core."""
+
+
+def _preparers(settings: Settings) -> ProcessPoolExecutor | None:
+    cores = os.cpu_count() or 1
+    workers = settings.prepare_workers if settings.prepare_workers is not None else min(cores - 1, 4)
+    if workers <= 0:
+        return None
+    # forkserver: workers start from a clean process, not from this one with its threads
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
 
 
 def create_app(directory: DataDir, settings: Settings | None = None) -> FastAPI:
@@ -52,7 +66,8 @@ def create_app(directory: DataDir, settings: Settings | None = None) -> FastAPI:
         log = directory.open_log(checkpoint_interval=settings.checkpoint_interval)
         store = directory.store()
         oidc = OidcVerifier(settings.oidc) if settings.oidc.enabled else None
-        app.state.services = Services(directory, settings, credentials, store, log, LogView(store), oidc)
+        preparers = _preparers(settings)
+        app.state.services = Services(directory, settings, credentials, store, log, LogView(store), oidc, preparers)
         listeners = []
         try:
             listeners = await start_listeners(settings.syslog, log, settings.tls_cert, settings.tls_key)
@@ -65,6 +80,8 @@ def create_app(directory: DataDir, settings: Settings | None = None) -> FastAPI:
             store.close()
             if oidc is not None:
                 oidc.close()
+            if preparers is not None:
+                preparers.shutdown(cancel_futures=True)
 
     app = FastAPI(
         title="sealtrail",

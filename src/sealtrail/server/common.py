@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from ..credentials import Source as RegisteredSource
 from ..credentials import Token
 from ..event import Envelope, EventError, PreparedEvent, Source, format_time, verify_envelope_signature
 from ..log import Receipt
@@ -21,11 +24,13 @@ from .oidc import OidcError, OidcToken, apply_claims, looks_like_jwt
 
 __all__ = [
     "EventRefused",
+    "IngestPolicy",
     "accept",
     "authorize",
-    "check_for",
     "default_source",
+    "policy_for",
     "prepare_async",
+    "prepare_in_pool",
     "prepared_or_refused",
     "read_body",
     "received_now",
@@ -40,8 +45,12 @@ class EventRefused(Exception):
     """An event that is valid JSON but may not be written: status 401 or 403."""
 
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
+        super().__init__(status, message)
         self.status = status
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def services(request: Request) -> Services:
@@ -156,16 +165,24 @@ def default_source(token: Token | None, request: Request) -> Source | None:
     return None if source is None else Source(type=source.type, id=name)  # type: ignore[arg-type]
 
 
-def check_for(token: Token | None, request: Request) -> Callable[[Envelope], None]:
-    """The per-event check: the token may write this source; signatures as the source requires."""
-    credentials = services(request).credentials
+@dataclass(frozen=True)
+class IngestPolicy:
+    """Who may write what: the caller's grants and the registered sources, as plain data.
 
-    def check(env: Envelope) -> None:
+    Picklable, so that events can be checked in a preparation process as well as here.
+    """
+
+    token: Token | None
+    sources: Mapping[str, RegisteredSource]
+
+    def check(self, env: Envelope) -> None:
+        """The token may write this source; the source's type and signature policy hold."""
         assert env.source is not None
         name = env.source.id
+        token = self.token
         if token is not None and not token.allows_source(name):
             raise EventRefused(403, f"source.id: this token may not write events of source {name!r}")
-        source = credentials.source(name)
+        source = self.sources.get(name)
         if source is not None and env.source.type != source.type:
             raise EventRefused(
                 403, f"source.type: source {name!r} is registered as {source.type!r}, not {env.source.type!r}"
@@ -185,7 +202,9 @@ def check_for(token: Token | None, request: Request) -> Callable[[Envelope], Non
             except OidcError as exc:
                 raise EventRefused(exc.status, str(exc)) from None
 
-    return check
+
+def policy_for(token: Token | None, request: Request) -> IngestPolicy:
+    return IngestPolicy(token, services(request).credentials.registered())
 
 
 def prepared_or_refused(make: Callable[[], list[PreparedEvent]]) -> list[PreparedEvent]:
@@ -203,6 +222,21 @@ async def prepare_async(make: Callable[[], list[PreparedEvent]], body_bytes: int
     if body_bytes > INLINE_BYTES:
         return await run_in_threadpool(prepared_or_refused, make)
     return prepared_or_refused(make)
+
+
+async def prepare_in_pool(
+    request: Request, job: Callable[..., list[PreparedEvent]], *args: object
+) -> list[PreparedEvent]:
+    """Run a picklable preparation job in the preparation processes (inline if there are none)."""
+    pool = services(request).preparers
+    if pool is None:
+        return prepared_or_refused(partial(job, *args))
+    try:
+        return await asyncio.wrap_future(pool.submit(job, *args))
+    except EventRefused as exc:
+        raise ApiError(exc.status, str(exc)) from None
+    except EventError as exc:
+        raise ApiError(400, str(exc)) from None
 
 
 async def accept(request: Request, prepared: list[PreparedEvent], *, wait_checkpoint: bool = False) -> dict[str, Any]:

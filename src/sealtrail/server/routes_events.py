@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Annotated
 from urllib.parse import parse_qs
 
@@ -10,17 +11,19 @@ import orjson
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
-from ..event import EventError, PreparedEvent, is_out_of_line, prepare, prepare_batch
+from ..event import EventError, PreparedEvent, Source, is_out_of_line, prepare, prepare_batch
 from ..jcs import parse_json
 from ..merkle import leaf_hash
 from ..note import b64encode
 from .common import (
     EventRefused,
+    IngestPolicy,
     accept,
     authorize,
-    check_for,
     default_source,
+    policy_for,
     prepare_async,
+    prepare_in_pool,
     read_body,
     received_now,
     services,
@@ -94,25 +97,34 @@ async def post_events(request: Request) -> Response:
     token = authorize(request, "ingest")
     body = await read_body(request, allowed=JSON_TYPES)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    received = received_now()
-    source = default_source(token, request)
-    check = check_for(token, request)
-
-    def make() -> list[PreparedEvent]:
-        if content_type == "application/json":
-            return prepare_batch(body, received=received, default_source=source, check=check)
-        out = []
-        for number, line in enumerate(body.split(b"\n"), start=1):
-            if line.strip():
-                try:
-                    out.append(prepare(line, received=received, default_source=source, check=check))
-                except (EventError, EventRefused) as exc:
-                    exc.args = (f"line {number}: {exc}",)
-                    raise
-        return out
-
-    prepared = await prepare_async(make, len(body))
+    job = (body, content_type, received_now(), default_source(token, request), policy_for(token, request))
+    if len(body) >= POOL_BYTES:
+        prepared = await prepare_in_pool(request, prepare_request, *job)
+    else:
+        prepared = await prepare_async(partial(prepare_request, *job), len(body))
     return json_response(await accept(request, prepared, wait_checkpoint=_wait(request)))
+
+
+POOL_BYTES = 16 * 1024
+"""Bodies at least this big are prepared in the preparation processes (server.prepare_workers)."""
+
+
+def prepare_request(
+    body: bytes, content_type: str, received: str, source: Source | None, policy: IngestPolicy
+) -> list[PreparedEvent]:
+    """The prepared events of one request body (a JSON object or array, or NDJSON); picklable."""
+    if content_type == "application/json":
+        return prepare_batch(body, received=received, default_source=source, check=policy.check)
+    out = []
+    for number, line in enumerate(body.split(b"\n"), start=1):
+        if line.strip():
+            try:
+                out.append(prepare(line, received=received, default_source=source, check=policy.check))
+            except EventRefused as exc:
+                raise EventRefused(exc.status, f"line {number}: {exc}") from None
+            except EventError as exc:
+                raise EventError(f"line {number}: {exc}") from None
+    return out
 
 
 def _wait(request: Request) -> bool:

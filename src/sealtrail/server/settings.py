@@ -131,6 +131,8 @@ class Settings:
     """Longest a request with ?wait=checkpoint waits for its checkpoint."""
     syslog: tuple[str, ...] = field(default_factory=tuple)
     """Syslog listeners, e.g. tcp://127.0.0.1:6514 or tls://0.0.0.0:6514."""
+    prepare_workers: int | None = None
+    """Processes that validate and encode big request bodies (default: one fewer than the cores; 0: none)."""
     access_log: bool = False
     """Log every request (method, path, status) — never headers or bodies."""
     tls_cert: str | None = None
