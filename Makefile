@@ -1,12 +1,15 @@
 # Two commands set everything up on a fresh machine with Python 3.11+:
-#   make run    create a demo log, append sample DevSecOps events, print the signed checkpoint, verify
+#   make run    the server on http://127.0.0.1:8080 over ./sealtrail-data (the first run creates the log
+#               and prints an admin token once)
 #   make test   lint (ruff), types (mypy) and the whole test suite
+# and one more for a look without a server:
+#   make demo   create a log, append sample DevSecOps events, print the signed checkpoint, verify
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= sealtrail-data
 
-.PHONY: run test lint types bench clean
+.PHONY: run demo test lint types bench clean
 
 $(BIN)/sealtrail: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "sealtrail needs Python 3.11 or newer"'
@@ -16,6 +19,9 @@ $(BIN)/sealtrail: pyproject.toml
 	touch $@
 
 run: $(BIN)/sealtrail
+	$(BIN)/sealtrail serve --dir $(DEMO) --origin demo.sealtrail.local/audit
+
+demo: $(BIN)/sealtrail
 	@test -f $(DEMO)/log.db || $(BIN)/sealtrail init --dir $(DEMO) --origin demo.sealtrail.local/audit
 	$(BIN)/sealtrail append --dir $(DEMO) examples/devsecops-events.ndjson
 	$(BIN)/sealtrail checkpoint --dir $(DEMO)
@@ -33,6 +39,7 @@ test: lint types
 
 bench: $(BIN)/sealtrail
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/http_ingest.py
 	$(BIN)/python bench/proofs.py
 	$(BIN)/python bench/verify.py
 

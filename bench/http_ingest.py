@@ -9,7 +9,7 @@ Baseline in the same run: GET /healthz at the same concurrency, the cost of an
 HTTP round trip through the same server with no log work. The client is a
 minimal keep-alive HTTP/1.1 client on asyncio, in its own process.
 
-    python bench/http_ingest.py [--seconds 5] [--concurrency 64]
+    python bench/http_ingest.py [--seconds 5] [--concurrency 128]
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ async def open_loop(port: int, token: str, rate: float, seconds: float, lines: l
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, default=128, help="connections for the single-event phase")
     parser.add_argument("--rate", type=float, default=1000.0)
     args = parser.parse_args()
 
