@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from _gl_fixtures import stored
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
@@ -23,6 +22,7 @@ from cloudevents.v1.http import CloudEvent as V1CloudEvent
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _gl_fixtures import stored
 from sealtrail.event import prepare
 from sealtrail.sources.base import SourcePayloadError
 from sealtrail.sources.cloudevents import from_http

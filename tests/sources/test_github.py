@@ -16,8 +16,8 @@ from typing import Any
 
 import msgspec
 import pytest
-from _github_fixtures import WebhookExample, webhook_examples
 
+from _github_fixtures import WebhookExample, webhook_examples
 from sealtrail.event import prepare
 from sealtrail.sources.base import SourceAuthError, SourcePayloadError
 from sealtrail.sources.github import KINDS, to_envelopes, verify_signature

@@ -14,6 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
 from _gl_fixtures import (
     ACCESS_TOKEN_GROUP,
     ACCESS_TOKEN_PROJECT,
@@ -35,10 +39,6 @@ from _gl_fixtures import (
     payload,
     stored,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-
 from sealtrail.event import prepare
 from sealtrail.sources.base import SourceAuthError, SourcePayloadError
 from sealtrail.sources.gitlab import audit_to_envelopes, to_envelopes, verify_standard_webhook, verify_token

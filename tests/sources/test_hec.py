@@ -16,8 +16,8 @@ from typing import Any
 
 import msgspec
 import pytest
-from _github_fixtures import audit_log_examples
 
+from _github_fixtures import audit_log_examples
 from sealtrail.event import prepare
 from sealtrail.sources.base import SourceAuthError, SourcePayloadError
 from sealtrail.sources.hec import audit_kind, is_github_audit_event, parse_token, split_events, to_envelopes

@@ -14,7 +14,6 @@ import math
 from typing import Any
 
 import pytest
-from _gl_fixtures import RECEIVED, stored
 from google.protobuf.json_format import MessageToDict, MessageToJson
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,6 +28,7 @@ from opentelemetry.proto.common.v1.common_pb2 import (
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs, SeverityNumber
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
+from _gl_fixtures import RECEIVED, stored
 from sealtrail.event import prepare
 from sealtrail.jcs import parse_json
 from sealtrail.sources.base import SourcePayloadError

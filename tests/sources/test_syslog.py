@@ -13,8 +13,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from _syslog_fixtures import LOG_FILES, Sample, ar_member, fail2ban_logs, samples
 
+from _syslog_fixtures import LOG_FILES, Sample, ar_member, fail2ban_logs, samples
 from sealtrail.event import MAX_LABEL, prepare
 from sealtrail.sources.base import SourcePayloadError
 from sealtrail.sources.syslog import (

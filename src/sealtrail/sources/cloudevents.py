@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -32,6 +31,9 @@ from urllib.parse import unquote
 from ..event import format_time
 from ..jcs import CanonicalJsonError, parse_json
 from .base import Envelope, SourcePayloadError
+from .base import delivery_key as _delivery
+from .base import json_safe as _safe
+from .base import label as _label
 
 __all__ = ["BATCH_CONTENT_TYPE", "STRUCTURED_CONTENT_TYPE", "from_http"]
 
@@ -69,22 +71,6 @@ def _json(data: bytes, what: str) -> Any:
         raise SourcePayloadError(f"{what}: {exc}") from None
 
 
-def _safe(value: Any) -> Any:
-    """`value` with integers beyond ±(2**53 - 1) as strings, which RFC 8785 (the entry encoding) cannot hold."""
-    if type(value) is int:
-        return str(value) if abs(value) > _MAX_SAFE_INT else value
-    if type(value) is dict:
-        return {key: _safe(item) for key, item in value.items()}
-    if type(value) is list:
-        return [_safe(item) for item in value]
-    return value
-
-
-def _delivery(key: str) -> str:
-    """A delivery id within the 1,024-character label limit: long keys are hashed, never cut (cut keys collide)."""
-    return key if len(key) <= _MAX_LABEL else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
-
-
 def _kind(event_type: str) -> str:
     kind = _NOT_KIND_CHARS.sub("_", event_type.strip().lower())
     return kind if len(kind) <= 128 and _KIND.fullmatch(kind) else FALLBACK_KIND
@@ -100,16 +86,6 @@ def _time(value: Any, where: str) -> str:
         if moment is not None and moment.tzinfo is not None:
             return format_time(moment)
     raise SourcePayloadError(f"{where}attribute 'time': {value!r} is not an RFC 3339 timestamp")
-
-
-def _label(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and value.strip():
-        return value[:_MAX_LABEL]
-    return None
 
 
 def _bounded(values: dict[str, Any]) -> dict[str, Any]:

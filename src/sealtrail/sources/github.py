@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from typing import Any
 
 from ..event import MAX_LABEL, format_time
 from .base import Envelope, SourceAuthError, SourcePayloadError, constant_time_equal
+from .base import ip_or_none as _ip
 
 __all__ = ["KINDS", "SIGNATURE_HEADER", "event_kind", "to_envelopes", "verify_signature"]
 
@@ -232,16 +232,6 @@ def _user(value: Any, *, ip: Any = None) -> dict[str, str]:
         "ip": _ip(ip),
     }
     return {key: text for key, text in user.items() if text is not None}
-
-
-def _ip(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return None
-    return value
 
 
 def _actor(payload: dict[str, Any]) -> dict[str, str]:

@@ -24,7 +24,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -33,6 +32,9 @@ from typing import Any
 
 from ..event import format_time
 from .base import Envelope, SourceAuthError, SourcePayloadError, constant_time_equal
+from .base import delivery_key as _delivery
+from .base import ip_or_none as _ip
+from .base import label as _label
 
 __all__ = ["audit_to_envelopes", "to_envelopes", "verify_standard_webhook", "verify_token"]
 
@@ -146,31 +148,6 @@ def verify_standard_webhook(
 
 
 # --- small value helpers -------------------------------------------------------------
-
-
-def _delivery(key: str) -> str:
-    """A delivery id within the 1,024-character label limit: long keys are hashed, never cut (cut keys collide)."""
-    return key if len(key) <= _MAX_LABEL else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
-
-
-def _label(value: Any) -> str | None:
-    """A non-empty envelope label from a string or integer; None for anything else."""
-    if type(value) is int:
-        return str(value)
-    if isinstance(value, str) and value.strip():
-        return value[:_MAX_LABEL]
-    return None
-
-
-def _ip(value: Any) -> str | None:
-    """`value` if it is an IP address (actor.ip must be one), else None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return None
-    return value
 
 
 def _time(value: Any) -> str | None:

@@ -35,7 +35,6 @@ else the HEC `time`), raw = the audit event as sent.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import re
@@ -46,6 +45,8 @@ from typing import Any
 from ..event import MAX_LABEL, format_time
 from ..jcs import JsonNumber
 from .base import Envelope, SourceAuthError, SourcePayloadError
+from .base import ip_or_none as _ip
+from .base import label as _text
 
 __all__ = [
     "COLLECTOR_PATHS",
@@ -269,26 +270,6 @@ def to_envelopes(items: list[dict[str, Any]], source_id: str, *, source_type: st
 
 
 # --- GitHub audit-log events ----------------------------------------------------------
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and value:
-        return value[:MAX_LABEL]
-    return None
-
-
-def _ip(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return None
-    return value
 
 
 def _audit_time(event: dict[str, Any], item: dict[str, Any], index: int) -> str | None:

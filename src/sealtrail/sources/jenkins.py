@@ -20,8 +20,6 @@ certificate) in the server.
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -29,6 +27,9 @@ from typing import Any
 
 from ..event import format_time
 from .base import Envelope, SourcePayloadError
+from .base import delivery_key as _delivery
+from .base import ip_or_none as _ip
+from .base import label as _label
 
 __all__ = ["audit_to_envelopes", "notification_to_envelopes"]
 
@@ -72,30 +73,6 @@ _CONFIG_VERBS = frozenset(
      "toggleOffline", "doWipeOutWorkspace", "toggleLogKeep", "updateSubmit", "createCredentials", "doRename",
      "confirmRename", "configure", "install", "uninstall", "makeDisabled", "makeEnabled", "addView"}
 )  # fmt: skip
-
-
-def _delivery(key: str) -> str:
-    """A delivery id within the 1,024-character label limit: long keys are hashed, never cut (cut keys collide)."""
-    return key if len(key) <= _MAX_LABEL else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
-
-
-def _label(value: Any) -> str | None:
-    if type(value) is int:
-        return str(value)
-    if isinstance(value, str) and value.strip():
-        return value[:_MAX_LABEL]
-    return None
-
-
-def _ip(value: str | None) -> str | None:
-    """`value` if it is an IP address (actor.ip must be one), else None."""
-    if not value:
-        return None
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return None
-    return value
 
 
 def _compact(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import json
 import math
 import re
@@ -38,6 +37,9 @@ from typing import Any
 
 from ..event import format_time
 from .base import Envelope, SourcePayloadError
+from .base import ip_or_none as _ip
+from .base import json_safe as _safe
+from .base import label as _label
 
 __all__ = ["DEFAULT_KIND", "to_envelopes"]
 
@@ -66,17 +68,6 @@ def _field(message: Mapping[str, Any], camel: str, snake: str) -> Any:
     """A field by its JSON name or its proto name (both are valid protobuf JSON)."""
     value = message.get(camel)
     return message.get(snake) if value is None else value
-
-
-def _safe(value: Any) -> Any:
-    """`value` with integers RFC 8785 cannot hold (beyond ±(2**53 - 1)) as strings."""
-    if type(value) is int:
-        return str(value) if abs(value) > _MAX_SAFE_INT else value
-    if type(value) is dict:
-        return {key: _safe(item) for key, item in value.items()}
-    if type(value) is list:
-        return [_safe(item) for item in value]
-    return value
 
 
 def _integer(value: Any) -> int | None:
@@ -180,24 +171,6 @@ def _severity(record: Mapping[str, Any]) -> int | None:
     if isinstance(number, str):
         number = _SEVERITY_NAMES.get(number, _integer(number))
     return number if type(number) is int else None
-
-
-def _label(value: Any, limit: int = _MAX_LABEL) -> str | None:
-    if type(value) is int:
-        return str(value)
-    if isinstance(value, str) and value.strip():
-        return value[:limit]
-    return None
-
-
-def _ip(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return None
-    return value
 
 
 def _outcome(attributes: Mapping[str, Any], severity: int | None, severity_text: Any) -> str:
