@@ -9,11 +9,15 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sqlite3
+import subprocess
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
+import pytest
 
 from sealtrail.event import PreparedEvent, prepare
 
@@ -242,3 +246,16 @@ def receipts_json(stdout: bytes) -> list[dict[str, Any]]:
 
 def ndjson(events: Iterable[dict[str, Any]]) -> bytes:
     return b"".join(orjson.dumps(event) + b"\n" for event in events)
+
+
+def wait_until_serving(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+    """Return once a `sealtrail serve` process answers /healthz; kill it and fail the test if it never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    proc.kill()
+    pytest.fail(f"sealtrail serve did not start: {log.read_text()}")

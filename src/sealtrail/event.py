@@ -448,15 +448,20 @@ def verify_envelope_signature(env: Envelope, verifiers: Sequence[Verifier]) -> V
     """Raise EventError unless env.sig is a valid Ed25519 signature by one of `verifiers`."""
     if env.sig is None:
         raise EventError("sig: the event is not signed")
+    return _check_signature(env.sig, signed_form(env), verifiers)
+
+
+def _check_signature(sig: Signature, signed: bytes, verifiers: Sequence[Verifier]) -> Verifier:
+    """The verifier whose key made `sig` over `signed`; EventError if none did."""
     by_key = {f"{v.name}+{v.key_id:08x}": v for v in verifiers}
-    verifier = by_key.get(env.sig.key)
+    verifier = by_key.get(sig.key)
     if verifier is None:
-        raise EventError(f"sig.key: {env.sig.key!r} is not a key registered for this source")
+        raise EventError(f"sig.key: {sig.key!r} is not a key registered for this source")
     try:
-        signature = b64decode_strict(env.sig.value)
+        signature = b64decode_strict(sig.value)
     except NoteError as exc:
         raise EventError(f"sig.value: {exc}") from None
-    if not verifier.verify(signed_form(env), signature):
+    if not verifier.verify(signed, signature):
         raise EventError("sig: signature does not verify (the event was changed or signed by another key)")
     return verifier
 
@@ -508,14 +513,4 @@ def verify_event_signature(envelope: Mapping[str, Any], verifiers: list[Verifier
         sig = msgspec.convert(envelope.get("sig"), Signature)
     except msgspec.ValidationError as exc:
         raise EventError(f"sig: {exc}") from None
-    by_key = {f"{v.name}+{v.key_id:08x}": v for v in verifiers}
-    verifier = by_key.get(sig.key)
-    if verifier is None:
-        raise EventError(f"sig.key: {sig.key!r} is not a key trusted for this source")
-    try:
-        signature = b64decode_strict(sig.value)
-    except NoteError as exc:
-        raise EventError(f"sig.value: {exc}") from None
-    if not verifier.verify(signing_bytes(envelope), signature):
-        raise EventError("sig: signature does not verify (the event was changed or signed by another key)")
-    return verifier
+    return _check_signature(sig, signing_bytes(envelope), verifiers)

@@ -240,8 +240,9 @@ def verify_consistency(old: int, new: int, proof: Sequence[bytes], old_root: byt
         seed, rest = old_root, list(proof)
     else:
         seed, rest = proof[0], list(proof[1:])
+    want = len(proof) - len(rest) + inner + border  # the seed, when it is not old_root, comes first
     if len(rest) != inner + border:
-        raise ProofError(f"proof has {len(proof)} hashes, want {len(proof) - len(rest) + inner + border}")
+        raise ProofError(f"proof has {len(proof)} hashes, want {want}")
 
     mask = (old - 1) >> shift
     h1 = seed

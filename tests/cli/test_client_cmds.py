@@ -10,18 +10,16 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from _support import one_error_line, receipts_json
+from _support import one_error_line, receipts_json, wait_until_serving
 from conftest import run_cli
 from sealtrail.credentials import Credentials
 from sealtrail.datadir import DataDir
@@ -65,15 +63,7 @@ class Setup:
             stdout=subprocess.DEVNULL,
             stderr=log,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.05)
-        self.proc.kill()
-        pytest.fail(f"sealtrail serve did not start: {(self.root / 'serve.log').read_text()}")
+        wait_until_serving(self.url, self.proc, self.root / "serve.log")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

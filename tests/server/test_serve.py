@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from _support import wait_until_serving
 from conftest import CliResult
 from sealtrail.datadir import DataDir
 
@@ -40,15 +41,7 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=log.open("wb"),
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        self.proc.kill()
-        pytest.fail(f"sealtrail serve did not start: {log.read_text()}")
+        wait_until_serving(self.url, self.proc, log)
 
     def stop(self) -> None:
         """SIGTERM, then wait: uvicorn drains requests, the lifespan closes the Log, and the signal is re-raised."""
