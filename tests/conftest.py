@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from _s3 import s3_server  # noqa: F401  (session fixture: SeaweedFS S3 with Object Lock, for the archive tests)
 from sealtrail.datadir import DataDir
 from sealtrail.log import Log
 

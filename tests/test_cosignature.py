@@ -17,6 +17,7 @@ from sealtrail.cosignature import (
     CosignatureVerifier,
     cosigned_message,
     parse_cosignature_verifier,
+    parse_witness_key,
 )
 from sealtrail.note import (
     Ed25519Signer,
@@ -267,3 +268,14 @@ def test_cosignature_is_verified_over_text_not_signature_lines() -> None:
         )
     except InvalidSignature:  # pragma: no cover - the assertion below documents the failure
         pytest.fail("cosignature does not verify over the cosignature/v1 message")
+
+
+def test_a_witness_key_is_read_from_either_vkey() -> None:
+    key = generate_ed25519("witness.example/w")
+    from_ed25519 = parse_witness_key(key.verifier.vkey)
+    assert from_ed25519.public_key == key.verifier.public_key
+    assert parse_witness_key(from_ed25519.vkey) == from_ed25519  # the cosignature/v1 vkey of the same key
+    name, key_hex, encoded = key.verifier.vkey.split("+", 2)
+    wrong_id = f"{name}+{int(key_hex, 16) ^ 1:08x}+{encoded}"
+    with pytest.raises(NoteError, match="key ID"):
+        parse_witness_key(wrong_id)

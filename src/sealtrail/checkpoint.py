@@ -73,17 +73,27 @@ class SignedCheckpoint:
     raw: bytes
 
 
-def open_checkpoint(message: bytes, origin: str, verifiers: Iterable[Verifier]) -> SignedCheckpoint:
-    """Verify a signed checkpoint from the log `origin` (a known key must sign it)."""
-    note = open_note(message, verifiers)
+def open_checkpoint(
+    message: bytes, origin: str, verifiers: Iterable[Verifier], *, required: Iterable[Verifier] = ()
+) -> SignedCheckpoint:
+    """Verify a signed checkpoint from the log `origin`: one of `verifiers` and every `required` key must sign it."""
+    verifiers, required = list(verifiers), list(required)
+    note = open_note(message, [*verifiers, *required])
+    signed_by = {(sig.name, sig.key_id) for sig in note.verified}
+    if verifiers and not any((v.name, v.key_id) in signed_by for v in verifiers):
+        raise CheckpointError("no signature by a known key")
+    for key in required:
+        if (key.name, key.key_id) not in signed_by:
+            raise CheckpointError(f"no signature by the required key {key.name}+{key.key_id:08x}")
     checkpoint = parse_checkpoint(note.text)
     if checkpoint.origin != origin:
         raise CheckpointError(f"checkpoint is for origin {checkpoint.origin!r}, want {origin!r}")
     return SignedCheckpoint(checkpoint, note, message)
 
 
-def sign_checkpoint(checkpoint: Checkpoint, signer: Signer) -> bytes:
-    """The signed note for `checkpoint`; the log key's name must be the origin."""
-    if signer.name != checkpoint.origin:
-        raise CheckpointError(f"key {signer.name!r} cannot sign for origin {checkpoint.origin!r}")
-    return sign_note(checkpoint.text(), [signer])
+def sign_checkpoint(checkpoint: Checkpoint, signer: Signer, *also: Signer) -> bytes:
+    """The signed note for `checkpoint`; each log key (`signer`, then `also`) must be named by the origin."""
+    for key in (signer, *also):
+        if key.name != checkpoint.origin:
+            raise CheckpointError(f"key {key.name!r} cannot sign for origin {checkpoint.origin!r}")
+    return sign_note(checkpoint.text(), [signer, *also])

@@ -16,9 +16,15 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .note import ALG_COSIGNATURE_V1, NoteError, b64encode, decode_vkey, is_valid_name, key_id
+from .note import ALG_COSIGNATURE_V1, ALG_ED25519, NoteError, b64encode, decode_vkey, is_valid_name, key_id
 
-__all__ = ["CosignatureSigner", "CosignatureVerifier", "cosigned_message", "parse_cosignature_verifier"]
+__all__ = [
+    "CosignatureSigner",
+    "CosignatureVerifier",
+    "cosigned_message",
+    "parse_cosignature_verifier",
+    "parse_witness_key",
+]
 
 MAX_TIMESTAMP = 2**63 - 1
 
@@ -108,3 +114,15 @@ def parse_cosignature_verifier(vkey: str) -> CosignatureVerifier:
     if verifier.key_id != claimed:
         raise NoteError("cosigner key ID does not match its key")
     return verifier
+
+
+def parse_witness_key(vkey: str) -> CosignatureVerifier:
+    """A witness key given either way witnesses publish it: its cosignature/v1 vkey (type 0x04), or the
+    Ed25519 vkey (type 0x01) of the same key pair, from which the cosignature key follows."""
+    vkey = vkey.strip()
+    name, claimed, alg, public = decode_vkey(vkey)
+    if alg != ALG_ED25519:
+        return parse_cosignature_verifier(vkey)
+    if len(public) != 32 or key_id(name, ALG_ED25519, public) != claimed:
+        raise NoteError("Ed25519 key ID does not match its key")
+    return CosignatureVerifier(name, public)

@@ -3,6 +3,8 @@
 <dir>/log.db      SQLite store (plus -wal and -shm while open)
 <dir>/log.skey    the Ed25519 signer key, readable by its owner only
 <dir>/log.vkey    the verifier key to publish
+<dir>/log-mldsa.skey, log-mldsa.vkey   the log's ML-DSA-44 key (0600), with `init --pq`: every
+                  checkpoint is then signed with it too (sealtrail.mldsa, docs/post-quantum-and-timestamps.md)
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .log import Log
+from .mldsa import MLDSASigner, MLDSAVerifier, generate_mldsa44, parse_mldsa_signer, parse_mldsa_verifier
 from .note import (
     Ed25519Signer,
     Ed25519Verifier,
@@ -52,22 +55,35 @@ class DataDir:
         return self.path / "log.vkey"
 
     @property
+    def mldsa_skey(self) -> Path:
+        return self.path / "log-mldsa.skey"
+
+    @property
+    def mldsa_vkey(self) -> Path:
+        return self.path / "log-mldsa.vkey"
+
+    @property
     def credentials(self) -> Path:
         """API tokens (hashed) and source secrets, mode 0600."""
         return self.path / "credentials.db"
 
-    def init(self, origin: str) -> Ed25519Signer:
-        """Create the directory, a new log key and an empty log; refuse to overwrite."""
+    def init(self, origin: str, *, pq: bool = False) -> Ed25519Signer:
+        """Create the directory, the log key (with `pq` an ML-DSA-44 key too) and an empty log; never overwrite."""
         if not is_valid_name(origin):
             raise StoreError(f"origin {origin!r} must be non-empty with no spaces or '+', e.g. example.com/audit")
-        if self.db.exists() or self.skey.exists():
+        if any(path.exists() for path in (self.db, self.skey, self.mldsa_skey, self.mldsa_vkey)):
             raise StoreError(f"a log already exists in {self.path}")
+        try:
+            signer = generate_ed25519(origin)
+            mldsa = generate_mldsa44(origin) if pq else None
+        except NoteError as exc:
+            raise StoreError(f"origin {origin!r}: {exc}") from None
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        signer = generate_ed25519(origin)
-        fd = os.open(self.skey, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(signer.skey + "\n")
+        _write_secret(self.skey, signer.skey)
         self.vkey.write_text(signer.verifier.vkey + "\n")
+        if mldsa is not None:
+            _write_secret(self.mldsa_skey, mldsa.skey)
+            self.mldsa_vkey.write_text(mldsa.verifier.vkey + "\n")
         SqliteStore.create(self.db, origin)
         return signer
 
@@ -79,15 +95,30 @@ class DataDir:
         return SqliteStore.open(self.db)
 
     def signer(self) -> Ed25519Signer:
-        if not self.skey.exists():
-            raise StoreError(f"no log key at {self.skey}")
-        mode = stat.S_IMODE(self.skey.stat().st_mode)
-        if mode & 0o077:
-            raise StoreError(f"{self.skey} is readable by others (mode {mode:o}); run: chmod 600 {self.skey}")
         try:
-            return parse_signer(self.skey.read_text())
+            return parse_signer(_read_secret(self.skey))
         except NoteError as exc:
             raise StoreError(f"{self.skey}: {exc}") from None
+
+    def mldsa_signer(self) -> MLDSASigner | None:
+        """The log's ML-DSA-44 key, if it has one (`init --pq`); a published vkey without it is an error."""
+        if not self.mldsa_skey.exists():
+            if self.mldsa_vkey.exists():
+                raise StoreError(f"{self.mldsa_vkey} is published but its key {self.mldsa_skey} is missing")
+            return None
+        try:
+            return parse_mldsa_signer(_read_secret(self.mldsa_skey))
+        except NoteError as exc:
+            raise StoreError(f"{self.mldsa_skey}: {exc}") from None
+
+    def mldsa_verifier(self) -> MLDSAVerifier | None:
+        """The log's ML-DSA-44 verifier key, if it has one."""
+        if not self.mldsa_vkey.exists():
+            return None
+        try:
+            return parse_mldsa_verifier(self.mldsa_vkey.read_text())
+        except NoteError as exc:
+            raise StoreError(f"{self.mldsa_vkey}: {exc}") from None
 
     def verifier(self) -> Ed25519Verifier:
         if not self.vkey.exists():
@@ -101,9 +132,32 @@ class DataDir:
         """The sequencer for this directory's log (the caller must close it)."""
         store = self.store()
         try:
+            mldsa = self.mldsa_signer()
             return Log(
-                store, self.signer(), checkpoint_interval=checkpoint_interval, max_batch=max_batch, close_store=True
+                store,
+                self.signer(),
+                checkpoint_interval=checkpoint_interval,
+                max_batch=max_batch,
+                close_store=True,
+                also_sign=() if mldsa is None else (mldsa,),
             )
         except BaseException:
             store.close()
             raise
+
+
+def _read_secret(path: Path) -> str:
+    """A private key file, which must be readable by its owner only."""
+    if not path.exists():
+        raise StoreError(f"no log key at {path}")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise StoreError(f"{path} is readable by others (mode {mode:o}); run: chmod 600 {path}")
+    return path.read_text()
+
+
+def _write_secret(path: Path, key: str) -> None:
+    """Create a private key file readable by its owner only; never overwrite one."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")

@@ -33,6 +33,7 @@ import msgspec
 from .jcs import CanonicalJsonError, JsonNumber, canonical_json, has_plain_float, json_decoder
 from .merkle import leaf_hash
 from .note import NoteError, Signer, Verifier, b64decode_strict, b64encode
+from .search import IndexRow, envelope_row
 from .tiles import ENTRY_MAX
 
 __all__ = [
@@ -354,6 +355,8 @@ class PreparedEvent(NamedTuple):
     leaf_hash: bytes
     blob: tuple[str, bytes] | None
     """(sha256 hex digest, canonical bytes) of a raw payload stored out of line."""
+    index_row: IndexRow | None = None
+    """The event's search row (search.index_row of the entry), made here so that workers do it; None: the store does."""
 
 
 def _seal(env: Envelope, derived: bytes | None, *, float_free: bool) -> PreparedEvent:
@@ -379,7 +382,7 @@ def _seal(env: Envelope, derived: bytes | None, *, float_free: bool) -> Prepared
     assert event_id is not None
     key = bytes.fromhex(event_id.replace("-", ""))
     keys = (key,) if derived is None or derived == key else (key, derived)
-    return PreparedEvent(event_id, keys, entry, leaf_hash(entry), blob)
+    return PreparedEvent(event_id, keys, entry, leaf_hash(entry), blob, envelope_row(env, entry))
 
 
 Check = Callable[[Envelope], None]

@@ -1,4 +1,4 @@
-"""Read a c2sp.org/tlog-tiles log from a directory or an http(s) URL prefix."""
+"""Read a c2sp.org/tlog-tiles log from a directory, an http(s) URL prefix, or an s3://bucket/prefix."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import httpx
 
 from .tiles import parse_tile_path
 
-__all__ = ["DirectorySource", "HttpSource", "TilesSource", "open_source"]
+__all__ = ["DirectorySource", "HttpSource", "S3Source", "TilesSource", "open_source"]
 
 _CHECKPOINT_FILE = re.compile(r"checkpoint\.(0|[1-9][0-9]*)")
 
@@ -67,8 +67,41 @@ class HttpSource(TilesSource):
         self.client.close()
 
 
-def open_source(spec: str, token: str | None = None) -> TilesSource:
-    """A directory path, or an http(s):// URL prefix (with a bearer token if the log is private)."""
+class S3Source(TilesSource):
+    """The current version of each object under an S3 prefix (what any plain reader of the bucket gets).
+
+    Credentials, region and endpoint as for `sealtrail archive` (sealtrail.s3); a
+    public bucket is read anonymously when no credentials are configured.
+    """
+
+    def __init__(self, url: str, endpoint_url: str | None = None) -> None:
+        from .s3 import S3Objects  # boto3 is imported only for s3:// sources
+
+        self.objects = S3Objects(url, endpoint_url=endpoint_url)
+
+    def fetch(self, path: str) -> bytes | None:
+        if path != "checkpoint":
+            parse_tile_path(path)
+        return self.objects.get(path)
+
+    def archived_checkpoints(self) -> list[bytes]:
+        found = [
+            (int(m.group(1)), name)
+            for name in self.objects.names("checkpoint.")
+            if (m := _CHECKPOINT_FILE.fullmatch(name))
+        ]
+        notes = [self.objects.get(name) for _, name in sorted(found)]
+        return [note for note in notes if note is not None]
+
+    def close(self) -> None:
+        self.objects.close()
+
+
+def open_source(spec: str, token: str | None = None, endpoint_url: str | None = None) -> TilesSource:
+    """A directory path, an http(s):// URL prefix (with a bearer token if the log is private),
+    or an s3://bucket/prefix (at `endpoint_url`, else AWS_ENDPOINT_URL or AWS itself)."""
     if spec.startswith(("http://", "https://")):
         return HttpSource(spec, token=token)
+    if spec.startswith("s3://"):
+        return S3Source(spec, endpoint_url)
     return DirectorySource(Path(spec))

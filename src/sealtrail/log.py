@@ -25,10 +25,11 @@ from .checkpoint import Checkpoint, sign_checkpoint
 from .event import PreparedEvent
 from .merkle import leaf_hash
 from .note import Signer, b64encode
-from .store.base import DuplicateKeyError, ExistingEvent, LogStore, StoreError
+from .search import IndexRow
+from .store.base import DuplicateKeyError, ExistingEvent, LogStore, Redaction, StoreError
 from .tiles import TreeEdge
 
-__all__ = ["Log", "Receipt"]
+__all__ = ["Log", "LogStats", "Receipt"]
 
 
 class Receipt:
@@ -71,11 +72,46 @@ class Receipt:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class LogStats:
+    """A snapshot of the sequencer's counters, cheap enough to take on every metrics scrape."""
+
+    size: int
+    """Entries committed."""
+    checkpoint_size: int
+    queued: int
+    """Events submitted and not yet committed (or failed)."""
+    batches: int
+    """Group commits so far: one writer wake-up, one or more transactions."""
+    batched_events: int
+    batch_seconds: float
+    """Time spent committing those batches (dedup, hashing, the durable transaction)."""
+    sign_failures: int
+    signed_at: float
+    """Wall-clock time of the latest checkpoint signed by this process (its start time if it signed none)."""
+    unsigned_since: float | None
+    """Wall-clock time of the oldest commit no checkpoint covers yet; None when the checkpoint is current."""
+
+
 @dataclass(slots=True)
 class _Request:
     events: Sequence[PreparedEvent]
     future: Future[list[Receipt]]
     receipts: list[Receipt] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Redact:
+    """Remove the bodies at `indices`, appending `record` (the logged account of it) in the same commit."""
+
+    indices: Sequence[int]
+    record: PreparedEvent
+    reason: str
+    future: Future[tuple[Receipt, list[Redaction]]]
+
+
+class _Overtaken(StoreError):
+    """Another process appended to the log since this sequencer last read its edge."""
 
 
 _STOP = object()
@@ -92,13 +128,16 @@ class Log:
         checkpoint_interval: float = 1.0,
         max_batch: int = 4096,
         close_store: bool = False,
+        also_sign: Sequence[Signer] = (),
     ) -> None:
-        if signer.name != store.origin:
-            raise StoreError(f"log key is named {signer.name!r} but the log's origin is {store.origin!r}")
+        for key in (signer, *also_sign):  # also_sign: further log keys, e.g. its ML-DSA-44 key (sealtrail.mldsa)
+            if key.name != store.origin:
+                raise StoreError(f"log key is named {key.name!r} but the log's origin is {store.origin!r}")
         if checkpoint_interval < 0 or max_batch < 1:
             raise ValueError("checkpoint_interval must be >= 0 and max_batch >= 1")
         self._store = store
         self._signer = signer
+        self._also_sign = tuple(also_sign)
         self._interval = checkpoint_interval
         self._max_batch = max_batch
         self._close_store = close_store
@@ -111,6 +150,13 @@ class Log:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self._submit_lock = threading.Lock()
+        self._submitted = 0  # events; written under _submit_lock
+        self._handled = 0  # the counters below are written by the writer thread only
+        self._batches = 0
+        self._batch_seconds = 0.0
+        self._sign_failures = 0
+        self._signed_at = time.time()
+        self._unsigned_since: float | None = None
         if latest is None or latest[0] < size:
             self._sign()  # a fresh log, or entries committed before a crash
         self._thread = threading.Thread(target=self._run, name="sealtrail-sequencer", daemon=True)
@@ -136,6 +182,7 @@ class Log:
             elif not events:
                 future.set_result([])
             else:
+                self._submitted += len(events)
                 self._queue.put(_Request(events, future))
         return future
 
@@ -143,10 +190,38 @@ class Log:
         """Submit and wait for durability."""
         return self.submit(events).result()
 
+    def redact(
+        self, indices: Sequence[int], record: PreparedEvent, reason: str
+    ) -> Future[tuple[Receipt, list[Redaction]]]:
+        """Queue a redaction: one commit appends `record` and removes the bodies at `indices` (all
+        committed and unredacted, else StoreError and nothing changes), keeping their leaf hashes."""
+        future: Future[tuple[Receipt, list[Redaction]]] = Future()
+        with self._submit_lock:
+            if self._closed:
+                future.set_exception(StoreError("the log is closed"))
+            else:
+                self._queue.put(_Redact(list(indices), record, reason, future))
+        return future
+
     def latest_checkpoint(self) -> tuple[int, bytes]:
         with self._cond:
             assert self._signed is not None
             return self._signed
+
+    def stats(self) -> LogStats:
+        """The sequencer's counters, read without locks (each is written by one thread)."""
+        signed = self._signed
+        return LogStats(
+            size=self._edge.size,
+            checkpoint_size=signed[0] if signed is not None else 0,
+            queued=max(0, self._submitted - self._handled),
+            batches=self._batches,
+            batched_events=self._handled,
+            batch_seconds=self._batch_seconds,
+            sign_failures=self._sign_failures,
+            signed_at=self._signed_at,
+            unsigned_since=self._unsigned_since,
+        )
 
     def sign_now(self) -> tuple[int, bytes]:
         """Sign a checkpoint covering everything submitted before this call, now, whatever the interval."""
@@ -204,9 +279,13 @@ class Log:
             if isinstance(first, Future):
                 self._sign_for(first)
                 continue
+            if isinstance(first, _Redact):
+                self._redact(first)
+                continue
             requests = [first]
             count = len(first.events)
             sign_after: list[Future[tuple[int, bytes]]] = []
+            redact_after: _Redact | None = None
             while count < self._max_batch:
                 try:
                     item = self._queue.get_nowait()
@@ -218,13 +297,27 @@ class Log:
                 if isinstance(item, Future):
                     sign_after.append(item)
                     break
+                if isinstance(item, _Redact):
+                    redact_after = item
+                    break
                 requests.append(item)
                 count += len(item.events)
+            started = time.perf_counter()
             self._process(requests)
+            self._count_batch(count, time.perf_counter() - started)
             for waiter in sign_after:
                 self._sign_for(waiter)
+            if redact_after is not None:
+                self._redact(redact_after)
             if self._checkpoint_due() == 0:
                 self._sign_safely()
+
+    def _count_batch(self, events: int, seconds: float) -> None:
+        self._batches += 1
+        self._handled += events
+        self._batch_seconds += seconds
+        if self._unsigned_since is None and self._checkpoint_due() is not None:
+            self._unsigned_since = time.time()
 
     def _sign_for(self, waiter: Future[tuple[int, bytes]]) -> None:
         try:
@@ -260,6 +353,38 @@ class Log:
             request.future.set_result(request.receipts)
 
     def _commit(self, events: Sequence[PreparedEvent]) -> list[Receipt]:
+        """_commit_deduped, once more at the new edge if another process appended meanwhile
+        (e.g. `sealtrail erase` while `serve` runs)."""
+        try:
+            return self._commit_deduped(events)
+        except _Overtaken:
+            return self._commit_deduped(events)
+
+    def _redact(self, request: _Redact) -> None:
+        """Commit a redaction at the edge (again at the new edge if another process appended meanwhile)."""
+        for attempt in (1, 2):
+            first = self._edge.size
+            record = request.record
+            before = self._edge.copy()
+            changed, inner = self._edge.append_tiles([record.leaf_hash])
+            keys = [(key, first) for key in record.keys]
+            try:
+                done = self._store.redact(first, [record.entry], keys, changed, inner, request.indices, request.reason)
+            except BaseException as exc:
+                try:
+                    self._edge = self._load_edge()
+                except Exception:
+                    self._edge = before
+                if attempt == 1 and self._edge.size != first and isinstance(exc, Exception):
+                    continue
+                request.future.set_exception(exc)
+                return
+            request.future.set_result((Receipt(first, record.leaf_hash, record.id), done))
+            if self._unsigned_since is None:
+                self._unsigned_since = time.time()
+            return
+
+    def _commit_deduped(self, events: Sequence[PreparedEvent]) -> list[Receipt]:
         """Dedup, index, hash into the tree and durably store one batch.
 
         Optimistic: the store's unique key index is the dedup check. Only when
@@ -284,29 +409,34 @@ class Log:
             else:
                 keys = [(key, first + i) for i, event in enumerate(events) for key in event.keys]
             blobs = [event.blob for event in events if event.blob is not None]
+            rows = [event.index_row for event in events]
         else:
-            receipts, entries, leaves, keys, blobs = self._sift(events, stored, first)
+            receipts, entries, leaves, keys, blobs, rows = self._sift(events, stored, first)
         if entries:
             before = self._edge.copy()
             changed, inner = self._edge.append_tiles(leaves)
             try:
-                self._store.append_batch(first, entries, keys, changed, blobs, inner)
+                self._store.append_batch(first, entries, keys, changed, blobs, inner, rows)
             except DuplicateKeyError:
                 self._edge = before
                 raise
-            except BaseException:
+            except BaseException as exc:
                 # The transaction rolled back, unless it failed after becoming
                 # durable: trust only what the store now holds.
                 try:
                     self._edge = self._load_edge()
                 except Exception:
                     self._edge = before
+                if self._edge.size != first and isinstance(exc, Exception) and not isinstance(exc, _Overtaken):
+                    raise _Overtaken(f"another process appended to the log: {exc}") from exc
                 raise
         return receipts
 
     def _sift(
         self, events: Sequence[PreparedEvent], stored: dict[bytes, ExistingEvent], first: int
-    ) -> tuple[list[Receipt], list[bytes], list[bytes], list[tuple[bytes, int]], list[tuple[str, bytes]]]:
+    ) -> tuple[
+        list[Receipt], list[bytes], list[bytes], list[tuple[bytes, int]], list[tuple[str, bytes]], list[IndexRow | None]
+    ]:
         """Receipts for a batch with repeats, and the rows of its new events only."""
         seen: dict[bytes, Receipt] = {}
         receipts: list[Receipt] = []
@@ -314,6 +444,7 @@ class Log:
         keys: list[tuple[bytes, int]] = []
         leaves: list[bytes] = []
         blobs: list[tuple[str, bytes]] = []
+        rows: list[IndexRow | None] = []
         next_index = first
         for event in events:
             receipt = self._duplicate(event, stored, seen)
@@ -325,10 +456,11 @@ class Log:
                 next_index += 1
                 entries.append(event.entry)
                 leaves.append(event.leaf_hash)
+                rows.append(event.index_row)
                 if event.blob is not None:
                     blobs.append(event.blob)
             receipts.append(receipt)
-        return receipts, entries, leaves, keys, blobs
+        return receipts, entries, leaves, keys, blobs, rows
 
     @staticmethod
     def _duplicate(
@@ -338,6 +470,8 @@ class Log:
         for key in event.keys:
             if key in stored:
                 hit = stored[key]
+                if hit.redaction is not None:
+                    return Receipt(hit.index, hit.redaction.leaf_hash, hit.redaction.event_id, duplicate=True)
                 original = orjson.loads(hit.entry).get("id", "")
                 return Receipt(hit.index, leaf_hash(hit.entry), original, duplicate=True)
             if key in seen:
@@ -354,15 +488,18 @@ class Log:
         try:
             self._sign()
         except Exception:  # keep accepting events; the next batch or close() retries
+            self._sign_failures += 1
             self._last_sign = time.monotonic()
 
     def _sign(self) -> None:
         size = self._edge.size
         if self._signed is not None and self._signed[0] >= size:
             return
-        note = sign_checkpoint(Checkpoint(self._store.origin, size, self._edge.root()), self._signer)
+        note = sign_checkpoint(Checkpoint(self._store.origin, size, self._edge.root()), self._signer, *self._also_sign)
         self._store.add_checkpoint(size, note)
         self._last_sign = time.monotonic()
+        self._signed_at = time.time()
+        self._unsigned_since = None
         with self._cond:
             self._signed = (size, note)
             self._cond.notify_all()

@@ -11,6 +11,11 @@ The level-0 work (hash every entry, compare its tile, compute the tile's
 root) is independent per tile, so `audit_store` spreads it over worker
 processes; one process assembles the levels above in order. Memory stays
 bounded: a window of tile ranges in flight and the tree's right edge.
+
+A redacted entry (docs/retention.md) has no body; its redactions row keeps the
+leaf hash, which must still match the level-0 tile (so a redaction can hide a
+body, never change history), and must name a logged redaction, retention or
+erasure record that lists the index: anything else is an unaccounted redaction.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -29,9 +35,20 @@ from typing import Protocol
 from .checkpoint import Checkpoint, open_checkpoint
 from .merkle import HASH_SIZE, ProofError, consistency_proof, verify_consistency
 from .note import NoteError, Verifier, b64encode
+from .redaction import index_ranges, record_ranges
 from .store.base import LogStore
 from .store.sqlite import SqliteStore
-from .tiles import TILE_WIDTH, TileRef, TreeEdge, decode_bundle, node_reader, tile_inner, tile_width, tiles_for_size
+from .tiles import (
+    TILE_WIDTH,
+    TileRef,
+    TreeEdge,
+    decode_bundle,
+    encode_bundle,
+    node_reader,
+    tile_inner,
+    tile_width,
+    tiles_for_size,
+)
 
 __all__ = [
     "AuditError",
@@ -62,6 +79,12 @@ class AuditReport:
     unsigned: int = 0
     """Entries committed after the latest checkpoint (not yet covered by a signature)."""
     notes: list[str] = field(default_factory=list)
+    redacted: int = 0
+    """Entries whose body a logged redaction removed (their leaf hashes were checked)."""
+    redacted_ranges: list[list[int]] = field(default_factory=list)
+    """Those entries as inclusive [first, last] index ranges."""
+    redaction_records: list[int] = field(default_factory=list)
+    """Indices of the records that account for them."""
 
 
 def _first_difference(a: bytes, b: bytes) -> int:
@@ -78,8 +101,9 @@ def _first_difference(a: bytes, b: bytes) -> int:
 class LeafSource(Protocol):
     """Entries and the tiles they must hash into, as a store or a tiles log claims them."""
 
-    def entries(self, tile: int, width: int) -> list[bytes]:
-        """The `width` entries of level-0 tile `tile`; AuditError naming the first missing index."""
+    def leaves(self, tile: int, width: int) -> tuple[list[bytes], tuple[int, ...]]:
+        """The leaf hashes of the `width` entries of level-0 tile `tile`, and the indices among them whose
+        body was redacted (their kept leaf hash stands in); AuditError naming the first missing index."""
         ...
 
     def tile(self, level: int, index: int, width: int) -> bytes | None: ...
@@ -95,14 +119,29 @@ class _StoreSource:
     def __init__(self, store: LogStore) -> None:
         self.store = store
 
-    def entries(self, tile: int, width: int) -> list[bytes]:
+    def leaves(self, tile: int, width: int) -> tuple[list[bytes], tuple[int, ...]]:
         start = tile * TILE_WIDTH
+        sha256 = hashlib.sha256
         rows = list(self.store.entries(start, start + width))
-        if len(rows) != width or (rows and (rows[0][0] != start or rows[-1][0] != start + width - 1)):
-            present = {index for index, _ in rows}
-            missing = next(i for i in range(start, start + width) if i not in present)
-            raise AuditError(f"index {missing}: entry missing")
-        return [entry for _, entry in rows]
+        redactions = {r.index: r.leaf_hash for r in self.store.redactions(start, start + width)}
+        if not redactions and len(rows) == width and (not rows or rows[-1][0] == start + width - 1):
+            return [sha256(b"\x00" + entry).digest() for _, entry in rows], ()
+        bodies = dict(rows)
+        leaves: list[bytes] = []
+        redacted: list[int] = []
+        for index in range(start, start + width):
+            entry = bodies.get(index)
+            kept = redactions.get(index)
+            if entry is not None and kept is not None:
+                raise AuditError(f"index {index}: marked redacted, but its body is still stored")
+            if entry is not None:
+                leaves.append(sha256(b"\x00" + entry).digest())
+            elif kept is not None:
+                leaves.append(kept)
+                redacted.append(index)
+            else:
+                raise AuditError(f"index {index}: entry missing")
+        return leaves, tuple(redacted)
 
     def tile(self, level: int, index: int, width: int) -> bytes | None:
         return self.store.tile_bytes(level, index)
@@ -118,15 +157,16 @@ class _FetchSource:
     def __init__(self, fetch: Callable[[str], bytes | None]) -> None:
         self.fetch = fetch
 
-    def entries(self, tile: int, width: int) -> list[bytes]:
+    def leaves(self, tile: int, width: int) -> tuple[list[bytes], tuple[int, ...]]:
         ref = TileRef(None, tile, width)
         data = self.fetch(ref.path)
         if data is None:
             raise AuditError(f"{ref.path} is missing")
         try:
-            return decode_bundle(data, width)
+            entries = decode_bundle(data, width)
         except ValueError as exc:
             raise AuditError(f"{ref.path}: {exc}") from None
+        return [hashlib.sha256(b"\x00" + entry).digest() for entry in entries], ()
 
     def tile(self, level: int, index: int, width: int) -> bytes | None:
         return self.fetch(TileRef(level, index, width).path)
@@ -166,6 +206,8 @@ class LeafTile:
     width: int
     root: bytes | None
     leaves: bytes | None
+    redacted: tuple[int, ...] = ()
+    """Indices in this tile whose body was redacted."""
 
 
 def check_leaf_tiles(
@@ -178,12 +220,11 @@ def check_leaf_tiles(
     tiles in `keep` (those a checkpoint size falls inside).
     """
     done: list[LeafTile] = []
-    sha256 = hashlib.sha256
     try:
         for index in range(start, end):
             width = tile_width(0, index, size)
             first = index * TILE_WIDTH
-            leaves = [sha256(b"\x00" + entry).digest() for entry in source.entries(index, width)]
+            leaves, redacted = source.leaves(index, width)
             rebuilt = b"".join(leaves)
             ref = TileRef(0, index, width)
             claimed = source.tile(0, index, width)
@@ -195,6 +236,8 @@ def check_leaf_tiles(
                     why = f"entry is not in the tree ({source.describe(ref)} ends before it)"
                 elif pos >= width:
                     why = f"entry missing ({source.describe(ref)} has a leaf hash for it)"
+                elif first + pos in redacted:
+                    why = f"the leaf hash its redaction kept does not match {source.describe(ref)}"
                 else:
                     why = f"entry bytes do not match the leaf hash in {source.describe(ref)}"
                 raise AuditError(f"index {first + pos}: {why}")
@@ -203,7 +246,7 @@ def check_leaf_tiles(
                 inner, root = tile_inner(leaves)
                 _check_inner(source, 0, index, inner)
             keep_leaves = width < TILE_WIDTH or index in keep
-            done.append(LeafTile(index, width, root, rebuilt if keep_leaves else None))
+            done.append(LeafTile(index, width, root, rebuilt if keep_leaves else None, redacted))
     except AuditError as exc:
         return done, str(exc)
     return done, None
@@ -323,7 +366,7 @@ def _rebuild(
         inside = [item for item in due if item[0] < end]
         leaves = tile.leaves
         if leaves is None and inside:  # a checkpoint the worker did not know of: rehash this tile here
-            leaves = b"".join(hashlib.sha256(b"\x00" + e).digest() for e in source.entries(tile.index, tile.width))
+            leaves = b"".join(source.leaves(tile.index, tile.width)[0])
         if leaves is not None:
             hashes = _split(leaves)
             probe = edge.copy()
@@ -372,6 +415,43 @@ def _check_edge(source: LeafSource, edge: TreeEdge) -> None:
             raise AuditError(f"{source.describe(ref)}: hash {pos} does not match the entries")
 
 
+def _check_older_partials(fetch: Fetch, sizes: Iterable[int], size: int) -> None:
+    """After the tree of `size` is verified: the partial tiles and entry bundles kept for the older
+    checkpoints `sizes` (what their clients fetch) must be prefixes of the verified ones. An absent one
+    is no error: a client then reads the full tile (c2sp.org/tlog-tiles lets logs delete them)."""
+    verified: dict[TileRef, bytes] = {}
+
+    def current(ref: TileRef) -> bytes:
+        now = TileRef(ref.level, ref.index, tile_width(0 if ref.level is None else ref.level, ref.index, size))
+        if now not in verified:
+            data = fetch(now.path)
+            if data is None:
+                raise AuditError(f"{now.path} is missing")
+            verified[now] = data
+        return verified[now]
+
+    for old in sorted({s for s in sizes if 0 < s < size}):
+        for edge_ref in TreeEdge.edge_refs(old):
+            assert edge_ref.level is not None
+            refs = [edge_ref, TileRef(None, edge_ref.index, edge_ref.width)] if edge_ref.level == 0 else [edge_ref]
+            for ref in refs:
+                if not ref.width or ref.width == tile_width(edge_ref.level, ref.index, size):
+                    continue  # no tile, or the very object verified at `size`
+                data = fetch(ref.path)
+                if data is None:
+                    continue
+                if ref.level is None:
+                    try:
+                        entries = decode_bundle(current(ref), tile_width(0, ref.index, size))
+                    except ValueError as exc:
+                        raise AuditError(f"{ref.path}: {exc}") from None
+                    want = encode_bundle(entries[: ref.width])
+                else:
+                    want = current(ref)[: ref.width * HASH_SIZE]
+                if data != want:
+                    raise AuditError(f"{ref.path} (kept for checkpoint {old}) does not match the verified log")
+
+
 # --- local store ------------------------------------------------------------------
 
 
@@ -382,18 +462,26 @@ def default_workers() -> int:
 
 
 def audit_store(
-    store: LogStore, verifier: Verifier, progress: Progress | None = None, *, workers: int = 0
+    store: LogStore,
+    verifier: Verifier,
+    progress: Progress | None = None,
+    *,
+    workers: int = 0,
+    required: Sequence[Verifier] = (),
 ) -> AuditReport:
     """Full audit of a local store; raises AuditError naming the first problem.
 
     Reads one snapshot of the store, so a log that keeps growing can be audited.
     With workers > 0 (and a SQLite store) the level-0 work runs in that many processes.
+    Every checkpoint must also carry a valid signature by each `required` key (e.g. the log's ML-DSA-44 key).
     """
     with store.snapshot():
-        return _audit(store, verifier, progress, workers)
+        return _audit(store, verifier, progress, workers, required)
 
 
-def _audit(store: LogStore, verifier: Verifier, progress: Progress | None, workers: int) -> AuditReport:
+def _audit(
+    store: LogStore, verifier: Verifier, progress: Progress | None, workers: int, required: Sequence[Verifier] = ()
+) -> AuditReport:
     report = AuditReport()
     size = store.size()
     report.size = size
@@ -404,7 +492,7 @@ def _audit(store: LogStore, verifier: Verifier, progress: Progress | None, worke
         for row_size, note in store.checkpoints():
             label = f"checkpoint {row_size}"
             try:
-                signed = open_checkpoint(note, origin, [verifier])
+                signed = open_checkpoint(note, origin, [verifier], required=required)
             except NoteError as exc:
                 raise AuditError(f"{label}: {exc}") from None
             if signed.checkpoint.size != row_size:
@@ -416,7 +504,14 @@ def _audit(store: LogStore, verifier: Verifier, progress: Progress | None, worke
     source = _StoreSource(store)
     expected = _Checkpoints(checkpoints())
     db = store.path if isinstance(store, SqliteStore) else None
-    tiles = _in_order(source, size, frozenset(), db, workers)
+    redacted: list[int] = []
+
+    def collecting(checked: Iterable[LeafTile]) -> Iterator[LeafTile]:
+        for tile in checked:
+            redacted.extend(tile.redacted)
+            yield tile
+
+    tiles = collecting(_in_order(source, size, frozenset(), db, workers))
     edge = _rebuild(source, size, tiles, expected, progress, lambda cp_size, root, _: roots.append((cp_size, root)))
     if expected.pending is not None:
         pending_size = expected.pending[0]
@@ -427,11 +522,45 @@ def _audit(store: LogStore, verifier: Verifier, progress: Progress | None, worke
     _check_edge(source, edge)
     _check_no_stray_tiles(store, size)
     _check_consistency_proofs(store, size, roots)
+    _check_redactions(store, size, redacted, report)
     latest = report.latest.size if report.latest else 0
     report.unsigned = size - latest
     if report.latest is None:
         report.notes.append("the log has no signed checkpoint")
     return report
+
+
+def _check_redactions(store: LogStore, size: int, redacted: list[int], report: AuditReport) -> None:
+    """Every redaction is of an entry of the tree (its kept leaf hash was checked there) and is listed
+    by the logged record it names, which must itself be an unredacted entry of the tree."""
+    rows = list(store.redactions(0, 2**63 - 1))
+    stray = next((row for row in rows if row.index >= size), None)
+    if stray is not None:
+        raise AuditError(f"index {stray.index}: a redaction of an entry beyond the log (size {size})")
+    seen = set(redacted)
+    unchecked = next((row for row in rows if row.index not in seen), None)
+    if unchecked is not None:
+        raise AuditError(f"index {unchecked.index}: a redaction whose leaf hash the audit did not use")
+    records: dict[int, list[tuple[int, int]] | None] = {}
+    for row in rows:
+        if row.record_index not in records:
+            entry = store.entry(row.record_index) if row.record_index < size else None
+            ranges = None if entry is None else record_ranges(entry)
+            records[row.record_index] = None if ranges is None else sorted(ranges)
+        ranges = records[row.record_index]
+        if ranges is None:
+            raise AuditError(
+                f"index {row.index}: unaccounted redaction (it names index {row.record_index}, "
+                "which holds no redaction, retention or erasure record)"
+            )
+        at = bisect_right(ranges, (row.index, 2**63)) - 1
+        if at < 0 or not ranges[at][0] <= row.index <= ranges[at][1]:
+            raise AuditError(
+                f"index {row.index}: unaccounted redaction (the record at index {row.record_index} does not list it)"
+            )
+    report.redacted = len(rows)
+    report.redacted_ranges = index_ranges(row.index for row in rows)
+    report.redaction_records = sorted(records)
 
 
 def _check_no_stray_tiles(store: LogStore, size: int) -> None:
@@ -525,4 +654,5 @@ def verify_tiles_log(
     source = _FetchSource(fetch)
     edge = _rebuild(source, size, _in_order(source, size, keep, None, 0), _Checkpoints(expected), progress)
     _check_edge(source, edge)
+    _check_older_partials(fetch, [s for s, _, _ in expected], size)
     return latest

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from .merkle import Node, NodeReader, ProofError, consistency_proof, inclusion_proof, leaf_hash
-from .store.base import LogStore, StoreError
+from .store.base import LogStore, RedactedError, StoreError
 from .tiles import TILE_WIDTH, TileRef, encode_bundle, node_reader, tile_width
 from .tlogproof import TlogProof
 
@@ -51,22 +51,31 @@ class LogView:
         return read
 
     def latest_checkpoint(self) -> tuple[int, bytes]:
+        """The latest checkpoint, with its witnesses' cosignatures."""
         latest = self.store.latest_checkpoint()
         if latest is None:
             raise StoreError("the log has no signed checkpoint yet")
-        return latest
+        return latest[0], self.cosigned(*latest)
 
     def checkpoint(self, size: int | None = None) -> tuple[int, bytes]:
-        """The checkpoint of `size` (default: the latest)."""
+        """The checkpoint of `size` (default: the latest), with its witnesses' cosignatures."""
         if size is None:
             return self.latest_checkpoint()
         note = self.store.checkpoint_at(size)
         if note is None:
             raise StoreError(f"no checkpoint was signed at size {size}")
-        return size, note
+        return size, self.cosigned(size, note)
+
+    def cosigned(self, size: int, note: bytes) -> bytes:
+        """The log-signed note of `size` followed by the kept cosignature lines: still one valid signed note."""
+        return note + "".join(self.store.cosignatures(size)).encode("utf-8")
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         return inclusion_proof(index, size, self._reader(size))
+
+    def leaf_hashes(self, indices: Sequence[int], size: int) -> list[bytes]:
+        """The leaf hashes stored in the tree at `indices` (each < size): they outlive a redacted body."""
+        return list(self._reader(size)([(0, index) for index in indices]))
 
     def consistency_proof(self, old: int, new: int) -> list[bytes]:
         """Proof that tree `old` is a prefix of tree `new`; `new` may not pass the latest checkpoint."""
@@ -76,17 +85,31 @@ class LogView:
         return consistency_proof(old, new, self._reader(new))
 
     def entry(self, index: int) -> bytes:
+        """The entry's bytes; RedactedError if a logged redaction removed them."""
         entry = self.store.entry(index)
         if entry is None:
+            redaction = self.store.redaction(index)
+            if redaction is not None:
+                raise RedactedError(redaction)
             raise StoreError(f"no entry at index {index}")
         return entry
+
+    def leaf_hash(self, index: int) -> bytes:
+        """The entry's leaf hash, which a redaction keeps."""
+        entry = self.store.entry(index)
+        if entry is not None:
+            return leaf_hash(entry)
+        redaction = self.store.redaction(index)
+        if redaction is None:
+            raise StoreError(f"no entry at index {index}")
+        return redaction.leaf_hash
 
     def tlog_proof(self, index: int, size: int | None = None) -> TlogProof:
         """A c2sp.org/tlog-proof for entry `index` against the checkpoint of `size`."""
         size, note = self.checkpoint(size)
         if not 0 <= index < size:
             raise ProofError(f"index {index} is not covered by the checkpoint of size {size}")
-        leaf = leaf_hash(self.entry(index))
+        leaf = self.leaf_hash(index)
         return TlogProof(index, self.inclusion_proof(index, size), note, extra=leaf)
 
     def tile(self, level: int, index: int, width: int, size: int) -> bytes:
@@ -96,11 +119,15 @@ class LogView:
         return self.store.read_tiles([TileRef(level, index, width)])[0]
 
     def entry_bundle(self, index: int, width: int, size: int) -> bytes:
-        """An entry bundle as served at tree `size`."""
+        """An entry bundle as served at tree `size`; RedactedError if it spans a redacted entry (the
+        bundle can no longer be served as signed, while its hash tile still is)."""
         if tile_width(0, index, size) != width:
             raise StoreError(f"entry bundle {TileRef(None, index, width).path} does not exist at size {size}")
         start = index * TILE_WIDTH
         entries = [entry for _, entry in self.store.entries(start, start + width)]
         if len(entries) != width:
+            redacted = next(self.store.redactions(start, start + width), None)
+            if redacted is not None:
+                raise RedactedError(redacted)
             raise StoreError(f"entries {start}..{start + width} are incomplete")
         return encode_bundle(entries)

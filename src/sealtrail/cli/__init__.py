@@ -4,7 +4,23 @@ from __future__ import annotations
 
 import typer
 
-from . import client_cmds, log_cmds, server_cmds, tiles_cmds, verify_cmds
+from . import (
+    alert_cmds,
+    archive_cmds,
+    client_cmds,
+    evidence_cmds,
+    follow_cmds,
+    forward_cmds,
+    log_cmds,
+    report_cmds,
+    retention_cmds,
+    search_cmds,
+    server_cmds,
+    tiles_cmds,
+    timestamp_cmds,
+    verify_cmds,
+    witness_cmds,
+)
 
 __all__ = ["app", "main"]
 
@@ -20,6 +36,16 @@ verify_cmds.register(app)
 app.add_typer(tiles_cmds.app, name="tiles")
 server_cmds.register(app)
 client_cmds.register(app)
+app.add_typer(evidence_cmds.app, name="evidence")
+report_cmds.register(app)
+app.add_typer(witness_cmds.app, name="witness")
+archive_cmds.register(app)
+follow_cmds.register(app)
+forward_cmds.register(app)
+retention_cmds.register(app)
+search_cmds.register(app)
+app.add_typer(alert_cmds.app, name="alerts")
+app.add_typer(timestamp_cmds.app, name="timestamp")
 
 
 def main() -> None:

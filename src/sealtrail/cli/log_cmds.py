@@ -24,14 +24,21 @@ PARALLEL_FROM = 20_000
 def init(
     origin: Annotated[str, typer.Option("--origin", help="The log's name, e.g. audit.example.com/prod.")],
     dir: DirOption = None,
+    pq: Annotated[
+        bool,
+        typer.Option("--pq", help="Also make an ML-DSA-44 key (log-mldsa.skey) and sign every checkpoint with it too."),
+    ] = False,
 ) -> None:
-    """Create a new log and its Ed25519 key; print the verifier key (vkey) to publish."""
+    """Create a new log and its Ed25519 key; print the verifier key (vkey) to publish (with --pq, both vkeys)."""
     with reported_errors():
         directory = data_dir(dir)
-        signer = directory.init(origin)
+        signer = directory.init(origin, pq=pq)
         with directory.open_log():
             pass  # signs the checkpoint of the empty tree
+        mldsa = directory.mldsa_verifier()
     print(signer.verifier.vkey)
+    if mldsa is not None:
+        print(mldsa.vkey)
     print(f"created log {origin} in {directory.path} (key: {directory.skey}, mode 600)", file=sys.stderr)
 
 
@@ -127,10 +134,20 @@ def entry(
     sys.stdout.buffer.write(data)
 
 
-def pubkey(dir: DirOption = None) -> None:
+def pubkey(
+    dir: DirOption = None,
+    pq: Annotated[bool, typer.Option("--pq", help="Print the log's ML-DSA-44 vkey (type 0x06) instead.")] = False,
+) -> None:
     """Print the log's verifier key (vkey)."""
     with reported_errors():
-        print(data_dir(dir).verifier().vkey)
+        directory = data_dir(dir)
+        if not pq:
+            print(directory.verifier().vkey)
+            return
+        mldsa = directory.mldsa_verifier()
+        if mldsa is None:
+            raise fail(f"the log in {directory.path} has no ML-DSA-44 key (it was not made with `init --pq`)")
+        print(mldsa.vkey)
 
 
 def register(app: typer.Typer) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -13,30 +13,14 @@ import typer
 from ..checkpoint import parse_checkpoint
 from ..fetch import open_source
 from ..note import b64decode_strict, b64encode, parse_note
-from ..tiles import TileRef, TreeEdge, tiles_for_size
+from ..objectstore import DirectorySink
+from ..publish import Publisher
 from ..verify import AuditError, TrustedState, verify_tiles_log
-from ..view import LogView
 from ._common import DirOption, data_dir, fail, key_argument, progress_bar, reported_errors
 
 __all__ = ["app"]
 
 app = typer.Typer(help="Export or verify a log as c2sp.org/tlog-tiles (checkpoint, hash tiles, entry bundles).")
-
-
-def _write_once(root: Path, relative: str, data: bytes) -> bool:
-    """Write a file atomically; an existing file must already hold the same bytes."""
-    target = root / relative
-    if target.exists():
-        if target.read_bytes() != data:
-            raise OSError(f"{target} exists with other content; tiles are immutable, export to a fresh directory")
-        return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, target)
-    return True
 
 
 @app.command("export")
@@ -48,27 +32,20 @@ def export(
     with reported_errors():
         store = data_dir(dir).store()
         try:
-            view = LogView(store)
-            size, note = view.latest_checkpoint()
-            refs: set[TileRef] = set(tiles_for_size(size))
-            for old_size, _ in store.checkpoints():
-                refs.update(ref for ref in TreeEdge.edge_refs(old_size) if ref.width)
-            bundles = {TileRef(None, ref.index, ref.width) for ref in refs if ref.level == 0}
-            ordered = sorted(refs | bundles, key=lambda r: (r.level is None, r.level or 0, r.index, r.width))
-            with progress_bar("exporting", len(ordered)) as progress:
-                for done, ref in enumerate(ordered, start=1):
-                    if ref.level is None:
-                        data = view.entry_bundle(ref.index, ref.width, ref.index * 256 + ref.width)
-                    else:
-                        data = store.read_tiles([ref])[0]
-                    _write_once(out_dir, ref.path, data)
-                    progress(done)
-            tmp = out_dir / ".checkpoint.tmp"
-            tmp.write_bytes(note)
-            os.replace(tmp, out_dir / "checkpoint")
+            publisher = Publisher(store, DirectorySink(out_dir))
+            plan = publisher.plan()
+            with progress_bar("exporting", plan.total) as progress:
+                published = publisher.execute(plan, progress)
         finally:
             store.close()
-    print(f"exported size {size}: {len(refs)} tiles and {len(bundles)} entry bundles to {out_dir}")
+    bundles = plan.bundles - len(published.redacted)
+    print(f"exported size {plan.size}: {plan.tiles} tiles and {bundles} entry bundles to {out_dir}")
+    if published.redacted:
+        print(
+            f"skipped {len(published.redacted)} entry bundles that span redacted entries "
+            f"(their hash tiles are exported): {', '.join(published.redacted)}",
+            file=sys.stderr,
+        )
 
 
 def _load_state(path: Path) -> TrustedState | None:
@@ -92,7 +69,7 @@ def _save_state(path: Path, origin: str, size: int, root: bytes, note: bytes | N
 
 @app.command("verify")
 def verify(
-    source: Annotated[str, typer.Argument(help="Directory or http(s) URL prefix of a tiles log.")],
+    source: Annotated[str, typer.Argument(help="Directory, http(s) URL prefix or s3://bucket/prefix of a tiles log.")],
     vkey: Annotated[str, typer.Option("--vkey", help="The log's verifier key, inline or as a file path.")],
     state: Annotated[
         Path | None, typer.Option("--state", help="JSON file remembering the last verified checkpoint.")
@@ -101,13 +78,17 @@ def verify(
     token: Annotated[
         str | None, typer.Option("--token", envvar="SEALTRAIL_TOKEN", help="Read token for a private sealtrail server.")
     ] = None,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option("--endpoint-url", help="S3 endpoint for s3:// sources (default: $AWS_ENDPOINT_URL, else AWS)."),
+    ] = None,
 ) -> None:
     """Verify a tiles log: checkpoint signature, every entry in every tile and the root, consistency with --state."""
     with reported_errors():
         verifier = key_argument(vkey)
         log_origin = origin or verifier.name
         trusted = _load_state(state) if state else None
-        tiles = open_source(source, token)
+        tiles = open_source(source, token, endpoint_url)
         try:
             note = tiles.fetch("checkpoint")
             size_hint = parse_checkpoint(parse_note(note)[0]).size if note else 0

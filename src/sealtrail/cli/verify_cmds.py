@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from ..note import b64encode
+from ..mldsa import parse_mldsa_verifier
+from ..note import NoteError, b64encode
 from ..tlogproof import verify_tlog_proof
 from ..verify import AuditError, audit_store, default_workers
 from ._common import DirOption, data_dir, fail, key_argument, progress_bar, reported_errors
@@ -29,6 +30,14 @@ def verify(
             "--vkey", help="Expected log key (default: the directory's log.vkey; pin it to trust nothing local)."
         ),
     ] = None,
+    mldsa_vkey: Annotated[
+        str | None,
+        typer.Option(
+            "--mldsa-vkey",
+            help="The log's ML-DSA-44 key (type 0x06), inline or a file, that must sign every checkpoint too "
+            "(default: the directory's log-mldsa.vkey, if the log has one).",
+        ),
+    ] = None,
 ) -> None:
     """Full audit: rehash every entry, rebuild the tree and its tiles, check every checkpoint.
 
@@ -37,21 +46,29 @@ def verify(
     with reported_errors():
         directory = data_dir(dir)
         verifier = key_argument(vkey) if vkey else directory.verifier()
+        mldsa = parse_mldsa_verifier(_key_text(mldsa_vkey)) if mldsa_vkey else directory.mldsa_verifier()
+        required = [] if mldsa is None else [mldsa]
         store = directory.store()
         try:
             size = store.size()
             workers = default_workers() if size >= PARALLEL_FROM else 0
             with progress_bar("verifying", size) as progress:
-                report = audit_store(store, verifier, progress, workers=workers)
+                report = audit_store(store, verifier, progress, workers=workers, required=required)
         except AuditError as exc:
             raise fail(f"log is NOT intact: {exc}") from None
         finally:
             store.close()
     latest = report.latest
     summary = f"ok: {report.size} entries and {report.checkpoints} checkpoints verified"
+    if required:
+        summary += " (each signed with Ed25519 and ML-DSA-44)"
     if latest is not None:
         summary += f"; latest checkpoint size {latest.size}, root {b64encode(latest.root)}"
     print(summary)
+    if report.redacted:
+        ranges = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in report.redacted_ranges)
+        records = ", ".join(map(str, report.redaction_records))
+        print(f"redacted: {report.redacted} entries ({ranges}), accounted for by the records at {records}")
     if report.unsigned:
         print(f"note: {report.unsigned} newest entries are not yet covered by a signed checkpoint", file=sys.stderr)
     for note in report.notes:
@@ -74,6 +91,16 @@ def verify_proof(
         proof, signed, leaf = verify_tlog_proof(data, origin or verifier.name, [verifier], entry_bytes)
     what = "entry" if entry is not None else f"leaf hash {b64encode(leaf)}"
     print(f"ok: {what} is at index {proof.index} of {signed.checkpoint.origin}, size {signed.checkpoint.size}")
+
+
+def _key_text(value: str) -> str:
+    """A vkey given inline (name+id+key) or as the path of a file holding one."""
+    if "+" in value:
+        return value
+    path = Path(value)
+    if not path.is_file():
+        raise NoteError(f"{value!r} is neither a vkey nor a file")
+    return path.read_text().strip()
 
 
 def register(app: typer.Typer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -242,10 +243,12 @@ async def prepare_in_pool(
 async def accept(request: Request, prepared: list[PreparedEvent], *, wait_checkpoint: bool = False) -> dict[str, Any]:
     """Hand prepared events to the sequencer; answer once durable: {"receipts": [...]}."""
     svc = services(request)
+    started = time.perf_counter()
     try:
         receipts: list[Receipt] = await asyncio.wrap_future(svc.log.submit(prepared))
     except StoreError as exc:
         raise ApiError(503, f"the log cannot accept events now: {exc}") from None
+    svc.metrics.record_appended(prepared, receipts, time.perf_counter() - started)
     out = [receipt.to_json() for receipt in receipts]
     if wait_checkpoint and receipts:
         needed = max(receipt.index for receipt in receipts) + 1

@@ -8,7 +8,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-__all__ = ["ApiError", "install_handlers", "json_response"]
+from ..store.base import RedactedError, Redaction
+
+__all__ = ["ApiError", "gone", "install_handlers", "json_response"]
 
 
 class ApiError(Exception):
@@ -23,6 +25,11 @@ class ApiError(Exception):
 
 def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def gone(redaction: Redaction) -> Response:
+    """410 Gone for a redacted entry: the body was removed on the record; its leaf hash and proofs remain."""
+    return json_response({"error": str(RedactedError(redaction)), "redaction": redaction.to_json()}, 410)
 
 
 def install_handlers(app: FastAPI) -> None:

@@ -28,7 +28,7 @@ from .common import (
     received_now,
     services,
 )
-from .errors import ApiError, json_response
+from .errors import ApiError, gone, json_response
 from .settings import MAX_INDEX
 
 __all__ = ["router"]
@@ -146,6 +146,9 @@ async def get_event(request: Request, event_id: str) -> Response:
     store = services(request).store
     index = store.index_of(bytes.fromhex(event_id.replace("-", "")))
     entry = None if index is None else store.entry(index)
+    redaction = None if index is None or entry is not None else store.redaction(index)
+    if redaction is not None:
+        return gone(redaction)
     if index is None or entry is None:
         raise ApiError(404, f"no event with id {event_id}")
     body = {"index": index, "leaf_hash": b64encode(leaf_hash(entry)), "event": orjson.Fragment(entry)}
@@ -163,6 +166,9 @@ async def get_entry(request: Request, index: Annotated[int, Path(ge=0, le=MAX_IN
     svc = services(request)
     size, _ = svc.view.latest_checkpoint()
     entry = svc.store.entry(index) if index >= 0 else None
+    redaction = svc.store.redaction(index) if entry is None else None
+    if redaction is not None:
+        return gone(redaction)
     if entry is None:
         raise ApiError(404, f"no entry at index {index} (the log has {svc.log.size} entries, {size} checkpointed)")
     return Response(entry, media_type="application/json")

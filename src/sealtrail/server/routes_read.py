@@ -7,12 +7,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from ..merkle import ProofError, leaf_hash
+from ..merkle import ProofError
 from ..note import b64encode
-from ..store.base import StoreError
+from ..store.base import RedactedError, StoreError
 from ..tiles import TILE_WIDTH, parse_tile_path, tile_width
 from .common import authorize, services
-from .errors import ApiError, json_response
+from .errors import ApiError, gone, json_response
 from .settings import MAX_INDEX
 
 __all__ = ["router"]
@@ -32,7 +32,8 @@ async def healthz(request: Request) -> Response:
 
 def _checkpoint(request: Request) -> Response:
     authorize(request, "read", public=True)
-    _, note = services(request).log.latest_checkpoint()
+    svc = services(request)
+    note = svc.view.cosigned(*svc.log.latest_checkpoint())  # with the witnesses' cosignatures kept so far
     return Response(note, media_type="text/plain; charset=utf-8", headers=_FRESH)
 
 
@@ -66,7 +67,7 @@ async def inclusion(
         {
             "index": index,
             "size": checkpoint_size,
-            "leaf_hash": b64encode(leaf_hash(view.entry(index))),
+            "leaf_hash": b64encode(view.leaf_hash(index)),
             "proof": [b64encode(h) for h in proof.proof],
             "checkpoint": proof.checkpoint.decode(),
         }
@@ -104,7 +105,10 @@ async def tile(request: Request, path: str) -> Response:
     if ref.width > tile_width(0 if ref.level is None else ref.level, ref.index, size):
         raise ApiError(404, f"tile/{path} is not in the tree of the latest checkpoint (size {size})")
     if ref.level is None:
-        data = svc.view.entry_bundle(ref.index, ref.width, ref.index * TILE_WIDTH + ref.width)
+        try:
+            data = svc.view.entry_bundle(ref.index, ref.width, ref.index * TILE_WIDTH + ref.width)
+        except RedactedError as exc:  # the hash tile stays served; the signed bundle bytes are gone
+            return gone(exc.redaction)
     else:
         data = svc.store.read_tiles([ref])[0]
     return Response(data, media_type="application/octet-stream", headers=_IMMUTABLE)

@@ -5,13 +5,21 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..alerts.rules import AlertsConfig, parse_alerts_table
+from ..archive import ArchiveSettings, archive_settings
 from ..event import SOURCE_TYPES
+from ..exporters.config import ForwardConfig, parse_forward_tables
 from ..note import is_valid_name
+from ..retention import RetentionConfig, retention_config
+from ..timestamping import TimestampingSettings, parse_timestamping
+from ..watchers import MonitorConfig, parse_monitor_tables
+from ..witnessing import WitnessingSettings, parse_witnessing
 
 __all__ = ["MAX_INDEX", "OidcSettings", "Settings", "load_settings"]
 
@@ -135,25 +143,66 @@ class Settings:
     """Processes that validate and encode big request bodies (default: one fewer than the cores; 0: none)."""
     access_log: bool = False
     """Log every request (method, path, status) — never headers or bodies."""
+    verify_interval: float = 3600.0
+    """Seconds between full integrity audits of the store inside `serve` (the first at start); 0 turns them off."""
+    public_metrics: bool = False
+    """Serve /metrics without a token (otherwise it needs a token with the read scope)."""
     tls_cert: str | None = None
     tls_key: str | None = None
     """Certificate and key for tls:// syslog listeners."""
     oidc: OidcSettings = field(default_factory=OidcSettings)
     """`[server.oidc]`: GitHub Actions OIDC tokens as bearer tokens (off unless `audience` is set)."""
+    archive: ArchiveSettings | None = None
+    """The top-level `[archive]` table: publish to a write-once S3 archive while serving (see ArchiveSettings)."""
+    witnessing: WitnessingSettings = field(default_factory=WitnessingSettings)
+    """The top-level `[witnessing]` table: witnesses that cosign each checkpoint (see sealtrail.witnessing)."""
+    forward: tuple[ForwardConfig, ...] = ()
+    """The top-level `[[forward]]` tables: SIEM forwarders run inside `serve` (see docs/forwarders.md)."""
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    """The top-level `[retention]` table: policies `serve` enforces every `interval` (see docs/retention.md)."""
+    alerts: AlertsConfig | None = None
+    """The top-level `[alerts]` table: alert rules and sinks run inside `serve` (see docs/alerts.md); None: off."""
+    monitor: tuple[MonitorConfig, ...] = ()
+    """The top-level `[[monitor]]` tables: tiles logs `serve` watches for forks (see sealtrail.watchers)."""
+    timestamping: TimestampingSettings | None = None
+    """The top-level `[timestamping]` table: RFC 3161 time-stamps on checkpoints (sealtrail.timestamping); None: off."""
+
+
+_TOP_LEVEL: dict[str, Callable[[Any, Path], Any]] = {
+    "archive": lambda table, path: archive_settings(path, table),
+    "witnessing": lambda table, path: parse_witnessing(table),
+    "forward": lambda table, path: parse_forward_tables(table, str(path)),
+    "retention": lambda table, path: retention_config(table),
+    "alerts": lambda table, path: parse_alerts_table(table, path.parent),
+    "monitor": lambda table, path: parse_monitor_tables(table),
+    "timestamping": lambda table, path: parse_timestamping(table, path.parent),
+}
+"""The top-level tables of sealtrail.toml beside [server]: each parses into the Settings field of its name."""
 
 
 def load_settings(path: Path | None, **overrides: Any) -> Settings:
-    """Settings from the TOML file's [server] table (if any), then the non-None overrides."""
-    settings = Settings()
+    """Settings from the TOML file's tables (if any), then the non-None overrides.
+
+    The built-in alert rules are on unless the file's `[alerts]` table turns them off: with no
+    `[alerts]` table they run with no sinks, so their alerts reach the log and /metrics.
+    """
+    settings = Settings(alerts=parse_alerts_table({}, Path.cwd()))
     if path is not None:
         try:
-            table = tomllib.loads(path.read_text()).get("server", {})
+            document = tomllib.loads(path.read_text())
+            table = document.get("server", {})
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"{path}: {exc}") from None
-        known = {f.name for f in fields(Settings)}
-        unknown = set(table) - known
+        unknown = set(table) - ({f.name for f in fields(Settings)} - set(_TOP_LEVEL))
         if unknown:
             raise ValueError(f"{path}: unknown setting server.{sorted(unknown)[0]}")
+        for name, parse in _TOP_LEVEL.items():
+            if name in document:
+                try:
+                    table[name] = parse(document[name], path)
+                except ValueError as exc:
+                    message = str(exc)
+                    raise ValueError(message if message.startswith(f"{path}:") else f"{path}: {message}") from None
         if "syslog" in table:
             table["syslog"] = tuple(table["syslog"])
         if "oidc" in table:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,12 +21,16 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..event import EventError, PreparedEvent, format_time, prepare
 from ..log import Log
+from ..metrics import Metrics
 from ..sources import syslog
 from ..sources.base import SourcePayloadError
 
-__all__ = ["Listener", "parse_spec", "start_listeners"]
+__all__ = ["SYSLOG_ROUTE", "Listener", "parse_spec", "start_listeners"]
 
 logger = logging.getLogger("sealtrail.syslog")
+
+SYSLOG_ROUTE = "syslog"
+"""The `route` label of syslog messages in the ingest metrics (one parse failure: reason malformed)."""
 
 
 @dataclass(frozen=True)
@@ -46,9 +51,10 @@ def parse_spec(spec: str) -> Listener:
 
 
 class _Connection:
-    def __init__(self, log: Log, source: str) -> None:
+    def __init__(self, log: Log, source: str, metrics: Metrics | None) -> None:
         self.log = log
         self.source = source
+        self.metrics = metrics
         self.decoder = syslog.FrameDecoder()
         self.frames_seen = 0
 
@@ -64,6 +70,8 @@ class _Connection:
                 out.extend(prepare(envelope, received=received) for envelope in envelopes)
             except (SourcePayloadError, EventError) as exc:
                 logger.warning("syslog %s: message %d skipped: %s", self.source, self.frames_seen, exc)
+                if self.metrics is not None:
+                    self.metrics.record_rejected(SYSLOG_ROUTE, 400)
         return out
 
     def frames(self, data: bytes | None) -> list[bytes]:
@@ -79,7 +87,10 @@ class _Connection:
                 data = await reader.read(65536)
                 batch = self.prepared(self.frames(data))
                 if batch:
-                    await asyncio.wrap_future(self.log.submit(batch))
+                    started = time.perf_counter()
+                    receipts = await asyncio.wrap_future(self.log.submit(batch))
+                    if self.metrics is not None:
+                        self.metrics.record_appended(batch, receipts, time.perf_counter() - started)
                 if not data:
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -91,15 +102,15 @@ class _Connection:
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-def _handler(log: Log, source: str) -> Handler:
+def _handler(log: Log, source: str, metrics: Metrics | None) -> Handler:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _Connection(log, source).serve(reader, writer)
+        await _Connection(log, source, metrics).serve(reader, writer)
 
     return handle
 
 
 async def start_listeners(
-    specs: tuple[str, ...], log: Log, tls_cert: str | None, tls_key: str | None
+    specs: tuple[str, ...], log: Log, tls_cert: str | None, tls_key: str | None, metrics: Metrics | None = None
 ) -> list[asyncio.base_events.Server]:
     """Start one asyncio server per spec; the caller closes them before closing the Log."""
     servers = []
@@ -112,8 +123,7 @@ async def start_listeners(
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(tls_cert, tls_key)
 
-        servers.append(
-            await asyncio.start_server(_handler(log, listener.source), listener.host, listener.port, ssl=context)
-        )
+        handler = _handler(log, listener.source, metrics)
+        servers.append(await asyncio.start_server(handler, listener.host, listener.port, ssl=context))
         logger.info("syslog listening on %s", spec)
     return servers

@@ -8,17 +8,24 @@ sequencer's writes go through the connection of the thread that makes them.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import chain
 from pathlib import Path
+from typing import Any
 
+import orjson
+
+from ..event import is_out_of_line
+from ..search import IndexRow, Query, SearchHit, index_row
 from ..tiles import TileRef
-from .base import DuplicateKeyError, ExistingEvent, StoreError
+from . import sqlite_search
+from .base import DuplicateKeyError, ExistingEvent, Redaction, StoreError
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -129,7 +136,113 @@ BEGIN SELECT RAISE(ABORT, 'sealtrail: blobs are immutable'); END;
 """
 
 
-_FIND_KEYS = "SELECT k.key, e.idx, e.entry FROM event_keys AS k JOIN events AS e ON e.idx = k.idx WHERE k.key IN"
+_REDACTIONS = """
+-- The one permitted change to a stored event (DESIGN.md §4): a logged removal of its body.
+-- A row keeps the leaf hash (verify checks it against the level-0 tile) and the index of the
+-- logged record that accounts for it; only then may the events row be deleted. A blob goes
+-- only when no stored body references it any more.
+CREATE TABLE redactions (
+    idx         INTEGER PRIMARY KEY,
+    leaf_hash   BLOB NOT NULL CHECK (length(leaf_hash) = 32),
+    event_id    TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    record_idx  INTEGER NOT NULL CHECK (record_idx > idx),
+    redacted_at TEXT NOT NULL
+);
+CREATE TRIGGER redactions_no_update BEFORE UPDATE ON redactions
+BEGIN SELECT RAISE(ABORT, 'sealtrail: redactions are append-only'); END;
+CREATE TRIGGER redactions_no_delete BEFORE DELETE ON redactions
+BEGIN SELECT RAISE(ABORT, 'sealtrail: redactions are append-only'); END;
+CREATE TRIGGER redactions_no_replace BEFORE INSERT ON redactions
+WHEN EXISTS (SELECT 1 FROM redactions WHERE idx = NEW.idx)
+BEGIN SELECT RAISE(ABORT, 'sealtrail: redactions are append-only'); END;
+CREATE TRIGGER redactions_of_stored_bodies BEFORE INSERT ON redactions
+WHEN NOT EXISTS (SELECT 1 FROM events WHERE idx = NEW.idx)
+  OR NOT EXISTS (SELECT 1 FROM events WHERE idx = NEW.record_idx)
+BEGIN SELECT RAISE(ABORT, 'sealtrail: only a stored body can be redacted, by a stored record'); END;
+DROP TRIGGER events_append_only_delete;
+CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+WHEN NOT EXISTS (SELECT 1 FROM redactions WHERE idx = OLD.idx)
+BEGIN SELECT RAISE(ABORT, 'sealtrail: events are append-only; only a logged redaction removes a body'); END;
+CREATE TRIGGER blobs_unreferenced_only BEFORE DELETE ON blobs
+WHEN EXISTS (SELECT 1 FROM events WHERE instr(CAST(entry AS TEXT), OLD.digest) > 0
+             AND json_extract(CAST(entry AS TEXT), '$.raw.digest') = 'sha256:' || OLD.digest)
+BEGIN SELECT RAISE(ABORT, 'sealtrail: a blob goes only with the last body that references it'); END;
+"""
+
+_COSIGNATURES = """
+-- Witness cosignatures (c2sp.org/tlog-cosignature lines) on this log's own checkpoints, one per
+-- checkpoint and witness key, kept only after the witness's key verified them.
+CREATE TABLE cosignatures (
+    size     INTEGER NOT NULL,
+    key_name TEXT NOT NULL,
+    key_id   INTEGER NOT NULL,
+    line     TEXT NOT NULL,
+    added    TEXT NOT NULL,
+    PRIMARY KEY (size, key_name, key_id)
+) WITHOUT ROWID;
+CREATE TRIGGER cosignatures_no_update BEFORE UPDATE ON cosignatures
+BEGIN SELECT RAISE(ABORT, 'sealtrail: cosignatures are append-only'); END;
+CREATE TRIGGER cosignatures_no_delete BEFORE DELETE ON cosignatures
+BEGIN SELECT RAISE(ABORT, 'sealtrail: cosignatures are append-only'); END;
+CREATE TRIGGER cosignatures_no_replace BEFORE INSERT ON cosignatures
+WHEN EXISTS (SELECT 1 FROM cosignatures WHERE size = NEW.size AND key_name = NEW.key_name AND key_id = NEW.key_id)
+  OR NOT EXISTS (SELECT 1 FROM checkpoints WHERE size = NEW.size)
+BEGIN SELECT RAISE(ABORT, 'sealtrail: cosignatures are append-only, each on a signed checkpoint'); END;
+"""
+
+_WITNESSED = """
+-- Checkpoints whose cosignatures met the witness policy (k of n), the policy, and when.
+CREATE TABLE witnessed (
+    size   INTEGER PRIMARY KEY,
+    policy TEXT NOT NULL,
+    met_at TEXT NOT NULL
+);
+CREATE TRIGGER witnessed_no_update BEFORE UPDATE ON witnessed
+BEGIN SELECT RAISE(ABORT, 'sealtrail: witnessed checkpoints are append-only'); END;
+CREATE TRIGGER witnessed_no_delete BEFORE DELETE ON witnessed
+BEGIN SELECT RAISE(ABORT, 'sealtrail: witnessed checkpoints are append-only'); END;
+CREATE TRIGGER witnessed_no_replace BEFORE INSERT ON witnessed
+WHEN EXISTS (SELECT 1 FROM witnessed WHERE size = NEW.size)
+  OR NOT EXISTS (SELECT 1 FROM checkpoints WHERE size = NEW.size)
+BEGIN SELECT RAISE(ABORT, 'sealtrail: witnessed checkpoints are append-only, each a signed checkpoint'); END;
+"""
+
+_TIMESTAMPS = """
+-- RFC 3161 time-stamp replies (DER TimeStampResp) over this log's checkpoints, one per checkpoint,
+-- kept only after the reply verified against the configured TSA trust (sealtrail.timestamping).
+CREATE TABLE timestamps (
+    size     INTEGER PRIMARY KEY,
+    reply    BLOB NOT NULL,
+    gen_time TEXT NOT NULL,
+    added    TEXT NOT NULL
+);
+CREATE TRIGGER timestamps_no_update BEFORE UPDATE ON timestamps
+BEGIN SELECT RAISE(ABORT, 'sealtrail: timestamps are append-only'); END;
+CREATE TRIGGER timestamps_no_delete BEFORE DELETE ON timestamps
+BEGIN SELECT RAISE(ABORT, 'sealtrail: timestamps are append-only'); END;
+CREATE TRIGGER timestamps_no_replace BEFORE INSERT ON timestamps
+WHEN EXISTS (SELECT 1 FROM timestamps WHERE size = NEW.size)
+  OR NOT EXISTS (SELECT 1 FROM checkpoints WHERE size = NEW.size)
+BEGIN SELECT RAISE(ABORT, 'sealtrail: timestamps are append-only, each on a signed checkpoint'); END;
+"""
+
+_ADDED_TABLES = (
+    ("redactions", _REDACTIONS),
+    ("cosignatures", _COSIGNATURES),
+    ("witnessed", _WITNESSED),
+    ("timestamps", _TIMESTAMPS),
+)
+"""Tables added after schema version 1 (name, DDL): created with a new log, and added to an older
+log the first time it is opened."""
+
+_FIND_KEYS = (
+    "SELECT k.key, k.idx, e.entry, r.leaf_hash, r.event_id, r.reason, r.record_idx, r.redacted_at "
+    "FROM event_keys AS k LEFT JOIN events AS e ON e.idx = k.idx LEFT JOIN redactions AS r ON r.idx = k.idx "
+    "WHERE k.key IN"
+)
+_OUT_OF_LINE = '"digest":"sha256:'
+"""How an out-of-line raw reference starts in canonical entry bytes (a cheap filter before parsing)."""
 
 
 class SqliteStore:
@@ -158,6 +271,9 @@ class SqliteStore:
             conn.execute("BEGIN IMMEDIATE")
             for statement in _split_statements(_SCHEMA):
                 conn.execute(statement)
+            for _, ddl in _ADDED_TABLES:
+                for statement in _split_statements(ddl):
+                    conn.execute(statement)
             conn.executemany(
                 "INSERT INTO meta(key, value) VALUES (?, ?)",
                 [
@@ -167,6 +283,7 @@ class SqliteStore:
                 ],
             )
             conn.execute("COMMIT")
+            sqlite_search.ensure_schema(conn)
         finally:
             conn.close()
         return cls(path, origin)
@@ -185,6 +302,8 @@ class SqliteStore:
             conn.close()
         if meta.get("schema_version") != str(SCHEMA_VERSION):
             raise StoreError(f"{path} has schema version {meta.get('schema_version')}, want {SCHEMA_VERSION}")
+        _add_missing_tables(path)
+        _open_search_index(path)
         return cls(path, meta["origin"])
 
     def _conn(self) -> sqlite3.Connection:
@@ -307,8 +426,11 @@ class SqliteStore:
             chunk = list(keys[start : start + 500])
             marks = ",".join("?" * len(chunk))
             query = f"{_FIND_KEYS} ({marks})"
-            for key, idx, entry in conn.execute(query, chunk):
-                found[bytes(key)] = ExistingEvent(int(idx), bytes(entry))
+            for key, idx, entry, *redacted in conn.execute(query, chunk):
+                if entry is not None:
+                    found[bytes(key)] = ExistingEvent(int(idx), bytes(entry))
+                elif redacted[0] is not None:
+                    found[bytes(key)] = ExistingEvent(int(idx), b"", _redaction((idx, *redacted)))
         return found
 
     def append_batch(
@@ -319,9 +441,12 @@ class SqliteStore:
         tiles: Mapping[tuple[int, int], bytes],
         blobs: Sequence[tuple[str, bytes]],
         inner: Mapping[tuple[int, int], bytes] | None = None,
+        index_rows: Sequence[IndexRow | None] | None = None,
     ) -> None:
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        joined = getattr(self._local, "joined", False)  # inside redact()'s transaction
+        if not joined:
+            conn.execute("BEGIN IMMEDIATE")
         try:
             if blobs:
                 conn.executemany(
@@ -336,6 +461,7 @@ class SqliteStore:
             indices = range(first_index, first_index + len(entries))
             rows = _flat(zip(indices, entries, strict=True))
             _insert_rows(conn, "INSERT INTO events(idx, entry) VALUES", 2, rows)
+            sqlite_search.insert_rows(conn, indices, _search_rows(entries, index_rows))
             for (level, index), data in tiles.items():
                 grown = conn.execute("UPDATE tiles SET hashes = ? WHERE level = ? AND idx = ?", (data, level, index))
                 if grown.rowcount == 0:
@@ -345,12 +471,49 @@ class SqliteStore:
                     "INSERT INTO tile_inner(level, idx, hashes) VALUES (?, ?, ?)",
                     [(level, index, data) for (level, index), data in inner.items()],
                 )
+            if not joined:
+                conn.execute("COMMIT")
+                self._wrote.set()
+                self._start_checkpointer()
+        except BaseException:
+            if not joined:
+                conn.execute("ROLLBACK")
+            raise
+
+    def redact(
+        self,
+        first_index: int,
+        entries: Sequence[bytes],
+        keys: Sequence[tuple[bytes, int]],
+        tiles: Mapping[tuple[int, int], bytes],
+        inner: Mapping[tuple[int, int], bytes] | None,
+        indices: Sequence[int],
+        reason: str,
+    ) -> list[Redaction]:
+        """See LogStore.redact. secure_delete zeroes every freed byte (cells, overflow and free pages)
+        as the transaction writes; a TRUNCATE checkpoint then empties the WAL, which held the older pages."""
+        wanted = sorted(set(indices))
+        if not wanted or not entries:
+            raise StoreError("a redaction needs indices to redact and a record to append")
+        if wanted[0] < 0 or wanted[-1] >= first_index:
+            raise StoreError(f"only entries below the record's index {first_index} can be redacted")
+        conn = self._conn()
+        conn.execute("PRAGMA secure_delete=ON")
+        conn.execute("BEGIN IMMEDIATE")
+        self._local.joined = True
+        try:
+            self.append_batch(first_index, entries, keys, tiles, [], inner)
+            done = _remove_bodies(conn, wanted, first_index, reason)
             conn.execute("COMMIT")
-            self._wrote.set()
-            self._start_checkpointer()
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        finally:
+            self._local.joined = False
+        self._wrote.set()
+        self._start_checkpointer()
+        _truncate_wal(conn)
+        return done
 
     def add_checkpoint(self, size: int, note: bytes) -> None:
         conn = self._conn()
@@ -359,6 +522,80 @@ class SqliteStore:
             "WHERE NOT EXISTS (SELECT 1 FROM checkpoints WHERE size = ?1)",
             (size, note, datetime.now(UTC).isoformat()),
         )
+
+    # -- witness cosignatures (sealtrail.witnessing) ----------------------------
+
+    def add_cosignature(self, size: int, key_name: str, key_id: int, line: str) -> bool:
+        """Keep a verified cosignature line on the checkpoint of `size`; False if that key's is already kept."""
+        added = self._conn().execute(
+            "INSERT INTO cosignatures(size, key_name, key_id, line, added) SELECT ?1, ?2, ?3, ?4, ?5 "
+            "WHERE NOT EXISTS (SELECT 1 FROM cosignatures WHERE size = ?1 AND key_name = ?2 AND key_id = ?3)",
+            (size, key_name, key_id, line, datetime.now(UTC).isoformat()),
+        )
+        return added.rowcount == 1
+
+    def cosignatures(self, size: int) -> list[str]:
+        query = "SELECT line FROM cosignatures WHERE size = ? ORDER BY key_name, key_id"
+        return [str(line) for (line,) in self._conn().execute(query, (size,))]
+
+    def latest_cosigned(self, key_name: str, key_id: int) -> int | None:
+        query = "SELECT MAX(size) FROM cosignatures WHERE key_name = ? AND key_id = ?"
+        (size,) = self._conn().execute(query, (key_name, key_id)).fetchone()
+        return None if size is None else int(size)
+
+    def add_witnessed(self, size: int, policy: str) -> bool:
+        added = self._conn().execute(
+            "INSERT INTO witnessed(size, policy, met_at) SELECT ?1, ?2, ?3 "
+            "WHERE NOT EXISTS (SELECT 1 FROM witnessed WHERE size = ?1)",
+            (size, policy, datetime.now(UTC).isoformat()),
+        )
+        return added.rowcount == 1
+
+    def witnessed(self, size: int) -> str | None:
+        row = self._conn().execute("SELECT policy FROM witnessed WHERE size = ?", (size,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def latest_witnessed(self) -> tuple[int, str] | None:
+        row = self._conn().execute("SELECT size, policy FROM witnessed ORDER BY size DESC LIMIT 1").fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    # -- RFC 3161 time-stamps (sealtrail.timestamping) ------------------------------
+
+    def add_timestamp(self, size: int, reply: bytes, gen_time: str) -> bool:
+        """Keep a verified time-stamp reply on the checkpoint of `size`; False if it already has one."""
+        added = self._conn().execute(
+            "INSERT INTO timestamps(size, reply, gen_time, added) SELECT ?1, ?2, ?3, ?4 "
+            "WHERE NOT EXISTS (SELECT 1 FROM timestamps WHERE size = ?1)",
+            (size, reply, gen_time, datetime.now(UTC).isoformat()),
+        )
+        return added.rowcount == 1
+
+    def timestamp(self, size: int) -> bytes | None:
+        row = self._conn().execute("SELECT reply FROM timestamps WHERE size = ?", (size,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def latest_timestamp(self) -> tuple[int, str] | None:
+        row = self._conn().execute("SELECT size, gen_time FROM timestamps ORDER BY size DESC LIMIT 1").fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    # -- search (sealtrail.search; schema and upkeep in sqlite_search) --------------
+
+    def search(self, query: Query, *, after: int = -1, before: int | None = None, limit: int = 100) -> list[SearchHit]:
+        """Events matching `query` with index in (after, before), in index order, at most `limit`."""
+        return sqlite_search.search(self._conn(), query, after=after, before=before, limit=limit)
+
+    def search_lag(self) -> int:
+        """Stored events the search index does not cover yet (an older log, an interrupted reindex)."""
+        return sqlite_search.lag(self._conn())
+
+    def index_for_search(self, *, rebuild: bool = False, progress: Callable[[int, int], None] | None = None) -> int:
+        """Index the events the search index lags behind (all of them again if `rebuild`); returns how many."""
+        conn = self._conn()
+        build = sqlite_search.reindex if rebuild else sqlite_search.catch_up
+        indexed = build(conn, progress=progress)
+        self._wrote.set()
+        self._start_checkpointer()
+        return indexed
 
     # -- reader side ---------------------------------------------------------
 
@@ -370,8 +607,8 @@ class SqliteStore:
         row = self._conn().execute("SELECT note FROM checkpoints WHERE size = ?", (size,)).fetchone()
         return None if row is None else bytes(row[0])
 
-    def checkpoints(self) -> Iterator[tuple[int, bytes]]:
-        last = -1
+    def checkpoints(self, after: int = -1) -> Iterator[tuple[int, bytes]]:
+        last = after
         conn = self._conn()
         while True:
             rows = conn.execute(
@@ -406,6 +643,125 @@ class SqliteStore:
     def blob(self, digest: str) -> bytes | None:
         row = self._conn().execute("SELECT data FROM blobs WHERE digest = ?", (digest,)).fetchone()
         return None if row is None else bytes(row[0])
+
+    def redaction(self, index: int) -> Redaction | None:
+        conn = self._conn()
+        query = "SELECT idx, leaf_hash, event_id, reason, record_idx, redacted_at FROM redactions WHERE idx = ?"
+        row = conn.execute(query, (index,)).fetchone()
+        return None if row is None else _redaction(row)
+
+    def redactions(self, start: int, end: int) -> Iterator[Redaction]:
+        conn = self._conn()
+        query = (
+            "SELECT idx, leaf_hash, event_id, reason, record_idx, redacted_at FROM redactions "
+            "WHERE idx >= ? AND idx < ? ORDER BY idx"
+        )
+        return iter([_redaction(row) for row in conn.execute(query, (start, end)).fetchall()])
+
+
+def _redaction(row: Sequence[Any]) -> Redaction:
+    idx, leaf, event_id, reason, record_idx, redacted_at = row
+    return Redaction(int(idx), bytes(leaf), str(event_id), str(reason), int(record_idx), str(redacted_at))
+
+
+def _add_missing_tables(path: Path) -> None:
+    """Create the tables of _ADDED_TABLES that a log made before them lacks (one transaction)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout=10000")
+        have = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if all(name in have for name, _ in _ADDED_TABLES):
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        have = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for name, ddl in _ADDED_TABLES:
+            if name not in have:
+                for statement in _split_statements(ddl):
+                    conn.execute(statement)
+        conn.execute("COMMIT")
+    except sqlite3.OperationalError as exc:
+        raise StoreError(f"{path} needs new tables ({exc}); open it once with write access") from None
+    finally:
+        conn.close()
+
+
+def _open_search_index(path: Path) -> None:
+    """Create the search tables a log made before them lacks, and index what they do not cover yet."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout=10000")
+        sqlite_search.ensure_schema(conn)
+        if sqlite_search.lag(conn):
+            sqlite_search.catch_up(conn)
+    except sqlite3.OperationalError as exc:
+        raise StoreError(f"{path} needs its search index built ({exc}); open it once with write access") from None
+    finally:
+        conn.close()
+
+
+def _search_rows(entries: Sequence[bytes], rows: Sequence[IndexRow | None] | None) -> list[IndexRow]:
+    """The search rows of a batch: those prepared with the events, the others made here."""
+    if rows is None:
+        return [index_row(entry) for entry in entries]
+    return [index_row(entry) if row is None else row for entry, row in zip(entries, rows, strict=True)]
+
+
+def _remove_bodies(conn: sqlite3.Connection, indices: list[int], record: int, reason: str) -> list[Redaction]:
+    """Inside the redaction transaction: leave a redactions row for each index, then delete its body,
+    what the search index holds of it, and the blobs it alone referenced."""
+    listed = orjson.dumps(indices).decode()
+    rows = conn.execute("SELECT idx, entry FROM events WHERE idx IN (SELECT value FROM json_each(?))", (listed,))
+    found = {int(i): bytes(e) for i, e in rows}
+    missing = next((i for i in indices if i not in found), None)
+    if missing is not None:
+        raise StoreError(f"index {missing} has no stored body to redact (redacted already?)")
+    now = datetime.now(UTC).isoformat()
+    done: list[Redaction] = []
+    digests: set[str] = set()
+    for index in indices:
+        entry = found[index]
+        envelope = orjson.loads(entry)
+        raw = envelope.get("raw")
+        if is_out_of_line(raw):
+            digests.add(raw["digest"].removeprefix("sha256:"))
+        leaf = hashlib.sha256(b"\x00" + entry).digest()
+        done.append(Redaction(index, leaf, str(envelope.get("id", "")), reason, record, now))
+    conn.executemany(
+        "INSERT INTO redactions(idx, leaf_hash, event_id, reason, record_idx, redacted_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [(r.index, r.leaf_hash, r.event_id, r.reason, r.record_index, r.redacted_at) for r in done],
+    )
+    conn.execute("DELETE FROM events WHERE idx IN (SELECT value FROM json_each(?))", (listed,))
+    sqlite_search.forget(conn, indices, found)  # its rows and FTS terms, then an FTS 'optimize'
+    if digests:
+        _drop_unreferenced_blobs(conn, digests)
+    return done
+
+
+def _drop_unreferenced_blobs(conn: sqlite3.Connection, digests: set[str]) -> None:
+    """Delete the blobs among `digests` (hex) that no stored body references any more."""
+    referenced = {
+        str(ref).removeprefix("sha256:")
+        for (ref,) in conn.execute(
+            "SELECT json_extract(CAST(entry AS TEXT), '$.raw.digest') FROM events "
+            "WHERE instr(CAST(entry AS TEXT), ?) > 0",
+            (_OUT_OF_LINE,),
+        )
+        if ref is not None
+    }
+    conn.executemany("DELETE FROM blobs WHERE digest = ?", [(d,) for d in sorted(digests - referenced)])
+
+
+def _truncate_wal(conn: sqlite3.Connection, attempts: int = 3) -> None:
+    """Copy the WAL into the database file and truncate it to zero bytes; each attempt waits for
+    readers up to the busy timeout."""
+    for _ in range(attempts):
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if not busy:
+            return
+    raise StoreError(
+        "the bodies are redacted, but readers kept the write-ahead log busy, so older copies may remain "
+        "in log.db-wal; run `sealtrail retention apply` again (it finishes the checkpoint)"
+    )
 
 
 _ROWS_PER_STATEMENT = 500
