@@ -19,7 +19,7 @@ from sealtrail.note import parse_verifier
 from sealtrail.objectstore import DirectorySink
 from sealtrail.publish import Publisher
 from sealtrail.server import Settings, create_app, load_settings
-from sealtrail.server.app import Services
+from sealtrail.server.services import Services
 from sealtrail.verify import verify_tiles_log
 
 # --- [archive] in sealtrail.toml -------------------------------------------------------------------

@@ -25,7 +25,7 @@ from sealtrail.event import prepare
 from sealtrail.integrity import IntegrityMonitor
 from sealtrail.log import Log
 from sealtrail.server import load_settings
-from sealtrail.server.app import Services
+from sealtrail.server.services import Services
 from server.conftest import Api, make_api
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from _support import attacker_connection, devsecops_event, ndjson, wait_until_serving
 from sealtrail.credentials import Credentials
-from sealtrail.server.app import Services
+from sealtrail.server.services import Services
 
 from .conftest import LIMIT, Api, make_api
 

@@ -19,9 +19,9 @@ from ..credentials import Token
 from ..event import Envelope, EventError, PreparedEvent, Source, format_time, verify_envelope_signature
 from ..log import Receipt
 from ..store.base import StoreError
-from .app import Services
 from .errors import ApiError
 from .oidc import OidcError, OidcToken, apply_claims, looks_like_jwt
+from .services import Services
 
 __all__ = [
     "EventRefused",
