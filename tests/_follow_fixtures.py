@@ -8,12 +8,8 @@ events, so both branches carry valid signatures by the one log key.
 
 from __future__ import annotations
 
-import functools
 import shutil
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from _support import ORIGIN, devsecops_events
@@ -24,12 +20,7 @@ from sealtrail.objectstore import DirectorySink
 from sealtrail.publish import Publisher
 from sealtrail.tiles import decode_bundle, encode_bundle
 
-__all__ = [
-    "Branch",
-    "RecordingSource",
-    "TesseraStages",
-    "static_http",
-]
+__all__ = ["Branch", "RecordingSource", "TesseraStages"]
 
 
 class Branch:
@@ -149,23 +140,3 @@ class TesseraStages:
             (self.root / f"tile/0/000.p/{size}").write_bytes(tile[: size * 32])
             (self.root / f"tile/entries/000.p/{size}").write_bytes(encode_bundle(entries[:size]))
         shutil.copyfile(self.log / f"checkpoint.{size}", self.root / "checkpoint")
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def static_http(root: Path) -> Iterator[str]:
-    """A plain static HTTP server for `root` on a loopback port: the URL prefix."""
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()

@@ -6,12 +6,17 @@ Not a test module (pytest only collects test_*.py); imported as `_support`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shutil
+import socket
 import sqlite3
 import subprocess
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +25,7 @@ import orjson
 import pytest
 
 from sealtrail.event import PreparedEvent, prepare
+from sealtrail.objectstore import DirectorySink
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "devsecops-events.ndjson"
@@ -259,3 +265,59 @@ def wait_until_serving(url: str, proc: subprocess.Popen[bytes], log: Path, timeo
             time.sleep(0.05)
     proc.kill()
     pytest.fail(f"sealtrail serve did not start: {log.read_text()}")
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now (for a server the test starts next)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "the condition") -> None:
+    """Poll `condition` until it holds; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    """Every file below `root`, by its path relative to `root` (with /), with its bytes."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+class FillingSink(DirectorySink):
+    """A directory sink whose disk fills up after `budget` more immutable objects (the write then fails)."""
+
+    def __init__(self, root: Path, budget: int) -> None:
+        super().__init__(root)
+        self.budget = budget
+
+    def put_once(self, path: str, data: bytes) -> bool:
+        if self.budget <= 0:
+            raise OSError("No space left on device")
+        self.budget -= 1
+        return super().put_once(path, data)
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def static_http(root: Path) -> Iterator[str]:
+    """A plain static HTTP server for `root` on a loopback port: the URL prefix."""
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import stat
 import threading
 import time
@@ -18,6 +17,7 @@ import rfc8785
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from _support import free_port
 from sealtrail.client import Client, ClientError, ServerUnreachable, read_spool_file
 from sealtrail.credentials import Credentials
 from sealtrail.datadir import DataDir
@@ -26,13 +26,6 @@ from sealtrail.note import Ed25519Signer, b64decode_strict, generate_ed25519
 from sealtrail.server import Settings, create_app
 
 SOURCE = {"type": "api", "id": "runner"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class LiveServer:
@@ -50,7 +43,7 @@ class LiveServer:
         credentials.add_source("runner", "api", keys=(self.signer.verifier.vkey,), require_signature=True)
         credentials.add_source("open", "api")
         self.token, _ = credentials.create_token("ingest", {"ingest"})
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -205,7 +198,7 @@ def test_a_server_that_keeps_failing_is_unreachable_after_the_retries(tmp_path: 
     with pytest.raises(ServerUnreachable, match="502"):
         client.emit("deploy", source=SOURCE)
     assert len(attempts) == 4
-    closed = Client(f"http://127.0.0.1:{_free_port()}", "t", retries=1, backoff=0)
+    closed = Client(f"http://127.0.0.1:{free_port()}", "t", retries=1, backoff=0)
     with pytest.raises(ServerUnreachable, match=r"ConnectError.*after 2 attempts"):
         closed.emit("deploy", source=SOURCE)
 

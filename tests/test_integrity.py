@@ -6,24 +6,15 @@ import os
 import sqlite3
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from _support import attacker_connection, devsecops_events
+from _support import attacker_connection, devsecops_events, wait_for
 from sealtrail.datadir import DataDir
 from sealtrail.integrity import IntegrityMonitor, IntegrityStatus
 from sealtrail.log import Log
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        time.sleep(0.01)
 
 
 class Alarms:
@@ -163,7 +154,7 @@ def test_the_background_thread_audits_at_start_then_every_interval_and_recovers(
     monitor = _monitor(directory, log, [hook], interval=0.05)
     monitor.start()
     try:
-        _wait_for(lambda: monitor.status().runs >= 2)
+        wait_for(lambda: monitor.status().runs >= 2)
         assert monitor.status().ok is True
         original = directory.store()
         entry = original.entry(7)
@@ -176,7 +167,7 @@ def test_the_background_thread_audits_at_start_then_every_interval_and_recovers(
         assert failed.ok is False and failed.error is not None and failed.error.startswith("index 7:")
         attacker.execute("UPDATE events SET entry = ? WHERE idx = 7", (entry,))  # put it back
         attacker.close()
-        _wait_for(lambda: monitor.status().ok is True)
+        wait_for(lambda: monitor.status().ok is True)
         assert monitor.status().error == failed.error  # the last failure stays on record
     finally:
         monitor.close()
@@ -186,7 +177,7 @@ def test_close_stops_the_thread(running: tuple[DataDir, Log]) -> None:
     directory, log = running
     monitor = _monitor(directory, log, [], interval=3600)
     monitor.start()
-    _wait_for(lambda: monitor.status().runs == 1)
+    wait_for(lambda: monitor.status().runs == 1)
     monitor.close()
     assert not any(thread.name == "sealtrail-verify" for thread in threading.enumerate())
 
@@ -198,7 +189,7 @@ def test_the_audit_thread_alone_runs_at_the_lowest_priority(running: tuple[DataD
     monitor = _monitor(directory, log, [], interval=3600)
     monitor.start()
     try:
-        _wait_for(lambda: monitor.status().runs == 1)
+        wait_for(lambda: monitor.status().runs == 1)
         (thread,) = [t for t in threading.enumerate() if t.name == "sealtrail-verify"]
         assert thread.native_id is not None
         assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == 19

@@ -8,13 +8,12 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable
 
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from _support import attacker_connection, devsecops_event, devsecops_events
+from _support import attacker_connection, devsecops_event, devsecops_events, wait_for
 from sealtrail.datadir import DataDir
 from sealtrail.event import prepare
 from sealtrail.integrity import IntegrityMonitor
@@ -40,14 +39,6 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 
 def by_labels(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:
     return {labels: v for (n, labels), v in samples.items() if n == name}
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        time.sleep(0.01)
 
 
 def test_appended_events_are_counted_by_source_kind_and_outcome_and_repeats_by_source(log: Log) -> None:
@@ -103,7 +94,7 @@ def test_the_sequencer_gauges_follow_the_log(data_dir: DataDir) -> None:
         assert (value(after, "sealtrail_sequencer_batch_seconds_total") or 0) > 0
         assert value(after, "sealtrail_sequencer_queue_events") == 0
         assert log.stats().unsigned_since is not None
-        _wait_for(lambda: (value(scrape(metrics), "sealtrail_checkpoint_pending_seconds") or 0) > 0)
+        wait_for(lambda: (value(scrape(metrics), "sealtrail_checkpoint_pending_seconds") or 0) > 0)
 
         log.sign_now()
         signed = scrape(metrics)
@@ -125,8 +116,8 @@ def test_a_checkpoint_that_cannot_be_stored_is_counted_and_the_entries_wait(data
     attacker.close()
     try:
         assert len(log.append(devsecops_events(0, 4, "unsigned"))) == 4  # events are still accepted
-        _wait_for(lambda: (value(scrape(metrics), "sealtrail_checkpoint_sign_failures_total") or 0) >= 1)
-        _wait_for(lambda: (value(scrape(metrics), "sealtrail_checkpoint_pending_seconds") or 0) > 0)
+        wait_for(lambda: (value(scrape(metrics), "sealtrail_checkpoint_sign_failures_total") or 0) >= 1)
+        wait_for(lambda: (value(scrape(metrics), "sealtrail_checkpoint_pending_seconds") or 0) > 0)
         assert value(scrape(metrics), "sealtrail_checkpoint_size") == 0
     finally:
         with pytest.raises(sqlite3.OperationalError, match="checkpoints"):
@@ -142,7 +133,7 @@ def test_queue_depth_grows_while_the_store_is_stalled_and_drains_after(data_dir:
         blocker.execute("BEGIN IMMEDIATE")  # another writer holds the database: commits wait (busy_timeout)
         first = log.submit(devsecops_events(0, 10, "stall"))
         second = log.submit(devsecops_events(10, 7, "stall"))
-        _wait_for(lambda: value(scrape(metrics), "sealtrail_sequencer_queue_events") == 17)
+        wait_for(lambda: value(scrape(metrics), "sealtrail_sequencer_queue_events") == 17)
         blocker.execute("ROLLBACK")
         assert len(first.result(timeout=30)) == 10 and len(second.result(timeout=30)) == 7
         assert value(scrape(metrics), "sealtrail_sequencer_queue_events") == 0

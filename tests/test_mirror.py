@@ -8,20 +8,27 @@ server taking 10,000 events while it is mirrored.
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from starlette.types import ASGIApp
 
-from _follow_fixtures import Branch, RecordingSource, TesseraStages, static_http
-from _support import ORIGIN, devsecops_event, ndjson, rfc6962_leaf, rfc6962_root
+from _follow_fixtures import Branch, RecordingSource, TesseraStages
+from _support import (
+    ORIGIN,
+    FillingSink,
+    devsecops_event,
+    files_under,
+    ndjson,
+    rfc6962_leaf,
+    rfc6962_root,
+    static_http,
+    wait_for,
+)
+from _witness_fixtures import Served, bound_socket, served, socket_url
 from conftest import run_cli
 from sealtrail.checkpoint import open_checkpoint
 from sealtrail.cosignature import CosignatureVerifier
@@ -52,8 +59,14 @@ def _mirror(source: Path | TilesSource, copy: Path, vkey: str, **options: object
     return Mirror(tiles, DirectorySink(copy), verifier.name, verifier, **options)  # type: ignore[arg-type]
 
 
-def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+def _mirrored(branch: Branch, tmp_path: Path, **options: object) -> tuple[Path, Path, Mirror]:
+    """`branch` published to tmp_path/site, and a mirror of it to tmp_path/copy after one successful poll."""
+    site, copy = tmp_path / "site", tmp_path / "copy"
+    branch.publish(site)
+    mirror = _mirror(site, copy, branch.vkey, **options)
+    first = mirror.poll()
+    assert first.kind is Kind.OK, first.message
+    return site, copy, mirror
 
 
 def _verify_copy(copy: Path, vkey: str) -> tuple[int, bytes]:
@@ -71,8 +84,8 @@ def test_mirror_keeps_a_verified_copy_that_is_itself_a_tiles_log(main_log: Branc
     assert first.kind is Kind.OK and first.changed, first.message
     assert (copy / "checkpoint").read_bytes() == main_log.note()
     assert _verify_copy(copy, main_log.vkey) == (300, main_log.checkpoint().root)
-    source = _files(site)
-    for path, data in _files(copy).items():
+    source = files_under(site)
+    for path, data in files_under(copy).items():
         if path.startswith("tile/"):
             assert source[path] == data, path
     assert mirror.poll().kind is Kind.OK  # unchanged
@@ -102,9 +115,7 @@ def test_each_step_fetches_only_new_bundles_and_the_tiles_they_change(main_log: 
 
 
 def test_a_corrupt_copy_is_refused(main_log: Branch, tmp_path: Path) -> None:
-    site, copy = tmp_path / "site", tmp_path / "copy"
-    main_log.publish(site)
-    assert _mirror(site, copy, main_log.vkey).poll().kind is Kind.OK
+    site, copy, _ = _mirrored(main_log, tmp_path)
     edge = copy / "tile/0/001.p/44"
     data = bytearray(edge.read_bytes())
     data[0] ^= 1
@@ -120,11 +131,8 @@ def test_fork_at_the_same_size_stops_the_mirror_with_both_checkpoints_kept(main_
     fork = main_log.fork(tmp_path / "log-b", "b")
     main_log.grow(50)
     fork.grow(50)
-    site, copy = tmp_path / "site", tmp_path / "copy"
-    main_log.publish(site)
-    mirror = _mirror(site, copy, main_log.vkey)
-    assert mirror.poll().kind is Kind.OK
-    held = _files(copy)
+    site, copy, mirror = _mirrored(main_log, tmp_path)
+    held = files_under(copy)
     fork.publish(site, fresh=True)
     seen = mirror.poll()
     assert seen.kind is Kind.FORK and mirror.stopped and FORK_DIR in seen.message
@@ -132,7 +140,7 @@ def test_fork_at_the_same_size_stops_the_mirror_with_both_checkpoints_kept(main_
     assert (evidence / TRUSTED_FILE).read_bytes() == main_log.note()
     assert (evidence / CONFLICTING_FILE).read_bytes() == fork.note()
     assert "two signed checkpoints of size 350" in (evidence / EVIDENCE_FILE).read_text()
-    assert {k: v for k, v in _files(copy).items() if not k.startswith(FORK_DIR)} == held
+    assert {k: v for k, v in files_under(copy).items() if not k.startswith(FORK_DIR)} == held
     assert mirror.poll().kind is Kind.FORK  # it follows no further
     assert mirror.status.snapshot()["fork_detected"] is True
     with pytest.raises(MirrorError, match="fork evidence"):
@@ -145,11 +153,8 @@ def test_a_rewrite_that_keeps_growing_is_a_fork_and_nothing_of_it_is_stored(main
     fork = main_log.fork(tmp_path / "log-b", "b")
     main_log.grow(20)
     fork.grow(400)
-    site, copy = tmp_path / "site", tmp_path / "copy"
-    main_log.publish(site)
-    mirror = _mirror(site, copy, main_log.vkey)
-    assert mirror.poll().kind is Kind.OK
-    held = _files(copy)
+    site, copy, mirror = _mirrored(main_log, tmp_path)
+    held = files_under(copy)
     fork.publish(site, fresh=True)
     seen = mirror.poll()
     assert seen.kind is Kind.FORK and seen.evidence is not None, seen.message
@@ -158,7 +163,7 @@ def test_a_rewrite_that_keeps_growing_is_a_fork_and_nothing_of_it_is_stored(main
     verify_consistency(320, 700, list(evidence.proof), evidence.implied_root, fork.checkpoint().root)
     assert evidence.implied_root == rfc6962_root([rfc6962_leaf(e) for e in fork.entries()[:320]])
     assert evidence.implied_root != main_log.checkpoint().root
-    assert {k: v for k, v in _files(copy).items() if not k.startswith(FORK_DIR)} == held
+    assert {k: v for k, v in files_under(copy).items() if not k.startswith(FORK_DIR)} == held
     assert (copy / FORK_DIR / CONFLICTING_FILE).read_bytes() == fork.note()
 
 
@@ -166,10 +171,7 @@ def test_a_stale_checkpoint_is_a_rollback_but_a_smaller_forked_one_is_a_fork(mai
     fork = main_log.fork(tmp_path / "log-b", "b")
     fork.grow(50)  # B: 350 entries, agreeing with A on 300
     main_log.grow(200)  # A: 500
-    site, copy = tmp_path / "site", tmp_path / "copy"
-    main_log.publish(site)
-    mirror = _mirror(site, copy, main_log.vkey)
-    assert mirror.poll().kind is Kind.OK
+    site, _, mirror = _mirrored(main_log, tmp_path)
     (site / "checkpoint").write_bytes(main_log.note(300))
     stale = mirror.poll()
     assert stale.kind is Kind.ROLLBACK and not mirror.stopped and "consistent" in stale.message
@@ -183,11 +185,8 @@ def test_a_stale_checkpoint_is_a_rollback_but_a_smaller_forked_one_is_a_fork(mai
 
 
 def test_bad_signatures_write_nothing(main_log: Branch, tmp_path: Path) -> None:
-    site, copy = tmp_path / "site", tmp_path / "copy"
-    main_log.publish(site)
-    mirror = _mirror(site, copy, main_log.vkey)
-    assert mirror.poll().kind is Kind.OK
-    held = _files(copy)
+    site, copy, mirror = _mirrored(main_log, tmp_path)
+    held = files_under(copy)
     main_log.grow(300)
     main_log.publish(site)
     note = bytearray((site / "checkpoint").read_bytes())
@@ -195,18 +194,15 @@ def test_bad_signatures_write_nothing(main_log: Branch, tmp_path: Path) -> None:
     (site / "checkpoint").write_bytes(bytes(note))
     seen = mirror.poll()
     assert seen.kind is Kind.BAD_SIGNATURE and not mirror.stopped
-    assert _files(copy) == held
+    assert files_under(copy) == held
 
 
 @pytest.mark.parametrize("path", ["tile/0/001", "tile/entries/001", "tile/1/000.p/2"])
 def test_a_changed_byte_in_the_source_is_caught_before_anything_is_stored(
     main_log: Branch, tmp_path: Path, path: str
 ) -> None:
-    site, copy = tmp_path / "site", tmp_path / "copy"
-    main_log.publish(site)
-    mirror = _mirror(site, copy, main_log.vkey)
-    assert mirror.poll().kind is Kind.OK
-    held = _files(copy)
+    site, copy, mirror = _mirrored(main_log, tmp_path)
+    held = files_under(copy)
     main_log.grow(300)
     main_log.publish(site)
     target = site / path
@@ -216,7 +212,7 @@ def test_a_changed_byte_in_the_source_is_caught_before_anything_is_stored(
     target.write_bytes(bytes(changed))
     seen = mirror.poll()
     assert seen.kind is Kind.BAD_TILES and seen.alarm and not mirror.stopped, seen.message
-    assert _files(copy) == held
+    assert files_under(copy) == held
     target.write_bytes(original)  # the source repairs it: the mirror carries on, nothing to undo
     assert mirror.poll().kind is Kind.OK
     assert _verify_copy(copy, main_log.vkey) == (600, main_log.checkpoint().root)
@@ -235,31 +231,15 @@ def test_a_changed_byte_served_over_http_is_caught(main_log: Branch, tmp_path: P
     assert not copy.exists() or not (copy / "checkpoint").exists()
 
 
-class _FailingSink(DirectorySink):
-    """A directory sink whose disk fills up after `allowed` new objects (the process then stops)."""
-
-    def __init__(self, root: Path, allowed: int) -> None:
-        super().__init__(root)
-        self.allowed = allowed
-
-    def put_once(self, path: str, data: bytes) -> bool:
-        if self.allowed <= 0:
-            raise OSError("No space left on device")
-        self.allowed -= 1
-        return super().put_once(path, data)
-
-
 def test_an_interrupted_step_then_a_fork_beyond_the_copy_is_caught_by_the_write_once_rule(
     main_log: Branch, tmp_path: Path
 ) -> None:
     fork = main_log.fork(tmp_path / "log-b", "b")
-    site, copy = tmp_path / "site", tmp_path / "copy"
-    main_log.publish(site)
-    assert _mirror(site, copy, main_log.vkey).poll().kind is Kind.OK
+    site, copy, _ = _mirrored(main_log, tmp_path)
     main_log.grow(300)
     main_log.publish(site)
     verifier = parse_verifier(main_log.vkey)
-    interrupted = Mirror(DirectorySource(site), _FailingSink(copy, 2), ORIGIN, verifier)
+    interrupted = Mirror(DirectorySource(site), FillingSink(copy, 2), ORIGIN, verifier)
     cut = interrupted.poll()
     assert cut.kind is Kind.UNAVAILABLE and "No space left" in cut.message
     assert (copy / "checkpoint").read_bytes() == main_log.note(300)  # still a valid copy of 300
@@ -294,32 +274,22 @@ def test_tessera_log_mirrored_as_it_grows_from_0_to_7_to_15(vectors: Path, tmp_p
 
 
 def test_witness_key_cosigns_the_copy_and_archived_checkpoints_verify(main_log: Branch, tmp_path: Path) -> None:
-    site, copy = tmp_path / "site", tmp_path / "copy"
-    main_log.publish(site)
     witness = generate_ed25519("mirror.sealtrail.test")
-    mirror = _mirror(site, copy, main_log.vkey, witness=witness, archive_checkpoints=True)
-    assert mirror.poll().kind is Kind.OK
+    site, copy, mirror = _mirrored(main_log, tmp_path, witness=witness, archive_checkpoints=True)
     main_log.grow(10)
     main_log.publish(site)
     assert mirror.poll().kind is Kind.OK
-    served = (copy / "checkpoint").read_bytes()
+    cosigned = (copy / "checkpoint").read_bytes()
     cosigner = CosignatureVerifier(witness.name, witness.public_key)
-    opened = open_note(served, [cosigner])
+    opened = open_note(cosigned, [cosigner])
     assert [sig.name for sig in opened.verified] == [witness.name]
-    assert open_checkpoint(served, ORIGIN, [parse_verifier(main_log.vkey)]).checkpoint == main_log.checkpoint()
+    assert open_checkpoint(cosigned, ORIGIN, [parse_verifier(main_log.vkey)]).checkpoint == main_log.checkpoint()
     assert (copy / "checkpoint.300").read_bytes() == main_log.note(300)
     assert (copy / "checkpoint.310").read_bytes() == main_log.note(310)
     assert _verify_copy(copy, main_log.vkey) == (310, main_log.checkpoint().root)
 
 
 # --- a live server ----------------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class _LiveServer:
@@ -331,17 +301,17 @@ class _LiveServer:
         credentials = Credentials(self.directory.credentials)
         self.read, _ = credentials.create_token("mirror", {"read"})
         self.ingest, _ = credentials.create_token("ingest", {"ingest"})
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}"
         settings = Settings(checkpoint_interval=0.05, prepare_workers=0, witnessing=witnessing or WitnessingSettings())
-        self.server = _Uvicorn(create_app(self.directory, settings), port)
+        self.app = create_app(self.directory, settings)
+        self.sock = bound_socket()
+        self.url = socket_url(self.sock)
 
     def __enter__(self) -> _LiveServer:
-        self.server.__enter__()
+        self.served = Served(self.app, self.sock)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.__exit__()
+        self.served.stop()
 
     def checkpoint(self) -> bytes:
         response = httpx.get(f"{self.url}/checkpoint", headers={"Authorization": f"Bearer {self.read}"})
@@ -358,37 +328,10 @@ class _LiveServer:
         assert response.status_code == 200, response.text
 
 
-class _Uvicorn:
-    """An ASGI app served by uvicorn in a thread on a loopback port."""
-
-    def __init__(self, app: ASGIApp, port: int) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> _Uvicorn:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=60)
-
-
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[_LiveServer]:
     with _LiveServer(tmp_path / "server") as server:
         yield server
-
-
-def _wait_for(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_mirroring_a_live_server_while_10000_events_arrive(live: _LiveServer, tmp_path: Path) -> None:
@@ -422,12 +365,12 @@ def test_mirroring_a_live_server_while_10000_events_arrive(live: _LiveServer, tm
     following.start()
     try:
         ingest()
-        _wait_for(
+        wait_for(
             lambda: open_checkpoint(live.checkpoint(), verifier.name, [verifier]).checkpoint.size == total,
             30,
             "the server's checkpoint",
         )
-        _wait_for(lambda: mirror.size == total, 60, "the mirror to catch up")
+        wait_for(lambda: mirror.size == total, 60, "the mirror to catch up")
     finally:
         stop.set()
         following.join()
@@ -448,16 +391,16 @@ def test_a_log_configured_with_the_mirror_as_witness_gets_cosignatures_only_for_
 ) -> None:
     witness = generate_ed25519("mirror.sealtrail.test")
     cosigner = CosignatureVerifier(witness.name, witness.public_key)
-    mirror_port = _free_port()
+    mirror_sock = bound_socket()
     witnessing = parse_witnessing(
-        {"witness": [{"url": f"http://127.0.0.1:{mirror_port}", "vkey": cosigner.vkey}], "retry_max": 0.5}
+        {"witness": [{"url": socket_url(mirror_sock), "vkey": cosigner.vkey}], "retry_max": 0.5}
     )
     with _LiveServer(tmp_path / "server", witnessing) as live:
         verifier = live.directory.verifier()
         source = HttpSource(live.url, token=live.read)
         mirror = Mirror(source, DirectorySink(tmp_path / "copy"), verifier.name, verifier, witness=witness)
         app = create_mirror_app(mirror.sink, mirror.status, mirror=mirror)
-        with _Uvicorn(app, mirror_port):
+        with served(app, mirror_sock):
             for first in range(0, 600, 200):
                 live.post(devsecops_event(n, "witnessed") for n in range(first, first + 200))
 
@@ -471,6 +414,6 @@ def test_a_log_configured_with_the_mirror_as_witness_gets_cosignatures_only_for_
                     return False
                 return True
 
-            _wait_for(cosigned_at_600, 60, "the log's checkpoint 600 to carry the mirror's cosignature")
+            wait_for(cosigned_at_600, 60, "the log's checkpoint 600 to carry the mirror's cosignature")
         assert mirror.held is not None and mirror.held.checkpoint.size == 600  # it mirrored before cosigning
         assert _verify_copy(tmp_path / "copy", verifier.vkey) == (600, mirror.held.checkpoint.root)

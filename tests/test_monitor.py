@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from _follow_fixtures import Branch, RecordingSource, TesseraStages, static_http
-from _support import ORIGIN, rfc6962_leaf, rfc6962_root
+from _follow_fixtures import Branch, RecordingSource, TesseraStages
+from _support import ORIGIN, rfc6962_leaf, rfc6962_root, static_http
 from sealtrail.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from sealtrail.fetch import DirectorySource, HttpSource
 from sealtrail.follow import CONFLICTING_FILE, TRUSTED_FILE, Kind
@@ -30,6 +30,15 @@ def main_log(tmp_path: Path) -> Branch:
 def _monitor(source: Path, vkey: str, state: Path | None = None) -> Monitor:
     verifier = parse_verifier(vkey)
     return Monitor(DirectorySource(source), verifier.name, verifier, state)
+
+
+def _monitoring(branch: Branch, site: Path, state: Path | None = None) -> Monitor:
+    """`branch` published to `site`, and a monitor of it that has trusted its checkpoint on a first poll."""
+    branch.publish(site)
+    monitor = _monitor(site, branch.vkey, state)
+    first = monitor.poll()
+    assert first.kind is Kind.OK, first.message
+    return monitor
 
 
 def test_first_poll_trusts_a_checkpoint_whose_tiles_match_and_keeps_it(main_log: Branch, tmp_path: Path) -> None:
@@ -69,9 +78,7 @@ def test_fork_at_the_same_size_is_reported_with_both_signed_checkpoints(main_log
     main_log.grow(50)
     fork.grow(50)
     site, state = tmp_path / "site", tmp_path / "state.json"
-    main_log.publish(site)
-    monitor = _monitor(site, main_log.vkey, state)
-    assert monitor.poll().kind is Kind.OK
+    monitor = _monitoring(main_log, site, state)
     trusted_state = state.read_bytes()
     fork.publish(site, fresh=True)
     seen = monitor.poll()
@@ -98,9 +105,7 @@ def test_a_rewrite_that_keeps_growing_is_a_fork_proved_by_the_new_trees_own_tile
     main_log.grow(20)  # the monitor sees 320 entries of history A
     fork.grow(400)  # the operator then serves history B, which agrees only on the first 300
     site = tmp_path / "site"
-    main_log.publish(site)
-    monitor = _monitor(site, main_log.vkey)
-    assert monitor.poll().kind is Kind.OK
+    monitor = _monitoring(main_log, site)
     fork.publish(site, fresh=True)
     seen = monitor.poll()
     assert seen.kind is Kind.FORK, seen.message
@@ -119,9 +124,7 @@ def test_a_rewrite_that_keeps_growing_is_a_fork_proved_by_the_new_trees_own_tile
 
 def test_rollback_to_a_smaller_checkpoint_is_reported_and_not_trusted(main_log: Branch, tmp_path: Path) -> None:
     site, state = tmp_path / "site", tmp_path / "state.json"
-    main_log.publish(site)
-    monitor = _monitor(site, main_log.vkey, state)
-    assert monitor.poll().kind is Kind.OK
+    monitor = _monitoring(main_log, site, state)
     (site / "checkpoint").write_bytes(main_log.note(100))  # an older checkpoint the log really signed
     seen = monitor.poll()
     assert seen.kind is Kind.ROLLBACK and seen.alarm and "size 100" in seen.message
@@ -132,9 +135,7 @@ def test_rollback_to_a_smaller_checkpoint_is_reported_and_not_trusted(main_log: 
 
 def test_bad_signatures_are_reported_and_change_nothing(main_log: Branch, tmp_path: Path) -> None:
     site, state = tmp_path / "site", tmp_path / "state.json"
-    main_log.publish(site)
-    monitor = _monitor(site, main_log.vkey, state)
-    assert monitor.poll().kind is Kind.OK
+    monitor = _monitoring(main_log, site, state)
     before = state.read_bytes()
     real = main_log.checkpoint()
     impostor = generate_ed25519(ORIGIN)  # same name, another key
@@ -150,9 +151,7 @@ def test_bad_signatures_are_reported_and_change_nothing(main_log: Branch, tmp_pa
 
 def test_a_changed_byte_in_a_tile_is_bad_tiles_not_a_fork(main_log: Branch, tmp_path: Path) -> None:
     site = tmp_path / "site"
-    main_log.publish(site)
-    monitor = _monitor(site, main_log.vkey)
-    assert monitor.poll().kind is Kind.OK
+    monitor = _monitoring(main_log, site)
     main_log.grow(600)
     main_log.publish(site)
     level1 = site / "tile/1/000.p/3"  # holds the root of tile 0, which both the old root and the proof use
@@ -166,9 +165,7 @@ def test_a_changed_byte_in_a_tile_is_bad_tiles_not_a_fork(main_log: Branch, tmp_
 
 def test_missing_tiles_and_an_unreachable_source_are_unavailable(main_log: Branch, tmp_path: Path) -> None:
     site = tmp_path / "site"
-    main_log.publish(site)
-    monitor = _monitor(site, main_log.vkey)
-    assert monitor.poll().kind is Kind.OK
+    monitor = _monitoring(main_log, site)
     main_log.grow(600)
     main_log.publish(site)
     shutil.rmtree(site / "tile/1")
@@ -181,9 +178,7 @@ def test_missing_tiles_and_an_unreachable_source_are_unavailable(main_log: Branc
 
 def test_partial_tiles_deleted_after_the_log_grew_are_read_from_full_tiles(main_log: Branch, tmp_path: Path) -> None:
     site = tmp_path / "site"
-    main_log.publish(site)
-    monitor = _monitor(site, main_log.vkey)
-    assert monitor.poll().kind is Kind.OK
+    _monitoring(main_log, site)
     old_note = main_log.note()
     main_log.grow(700)
     main_log.publish(site)

@@ -6,13 +6,14 @@ Runs against DirectorySink; tests/test_s3.py runs the same publisher against S3.
 from __future__ import annotations
 
 import shutil
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from _support import ORIGIN, devsecops_events, rfc6962_leaf, rfc6962_root, stored_entries
+from _support import ORIGIN, FillingSink, devsecops_events, files_under, rfc6962_leaf, rfc6962_root, stored_entries
 from sealtrail.cosignature import CosignatureSigner
 from sealtrail.datadir import DataDir
 from sealtrail.fetch import DirectorySource
@@ -26,8 +27,10 @@ GROWTH = [5, 100, 151, 300, 1]
 """Batches: partial tiles (5, 105), the first full tile (256), a level-1 tile (556), one more (557)."""
 
 
-def _files(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+def _append(directory: DataDir, start: int, count: int, tag: str) -> None:
+    """Events start..start+count-1 appended through a sequencer that signs their checkpoint before it closes."""
+    with directory.open_log(checkpoint_interval=0) as log:
+        log.append(devsecops_events(start, count, tag))
 
 
 def _verify(root: Path, directory: DataDir) -> int:
@@ -77,13 +80,11 @@ def test_growing_log_published_step_by_step_equals_a_one_shot_export(
 ) -> None:
     out = tmp_path / f"published-{workers}"
     sink = DirectorySink(out)
-    store = data_dir.store()
-    try:
+    with closing(data_dir.store()) as store:
         publisher = Publisher(store, sink, checkpoint_history=True, workers=workers)
         start = 0
         for count in GROWTH:
-            with data_dir.open_log(checkpoint_interval=0) as log:
-                log.append(devsecops_events(start, count, "publish"))
+            _append(data_dir, start, count, "publish")
             start += count
             plan = publisher.plan()
             assert plan.after == (None if start == count else start - count)
@@ -93,51 +94,37 @@ def test_growing_log_published_step_by_step_equals_a_one_shot_export(
             assert _verify(out, data_dir) == start
         assert publisher.publish().written == 0
         sizes = [size for size, _ in store.checkpoints()]
-    finally:
-        store.close()
     assert sizes[-1] == sum(GROWTH)
-    files = _files(out)
+    files = files_under(out)
     assert {name for name in files if name.startswith("checkpoint.")} == {f"checkpoint.{s}" for s in sizes}
     assert {name for name in files if name.startswith("tile/")} == {ref.path for ref in _everything(sizes)}
 
     fresh = tmp_path / "fresh"
-    store = data_dir.store()
-    try:
+    with closing(data_dir.store()) as store:
         Publisher(store, DirectorySink(fresh), checkpoint_history=True).publish()
-    finally:
-        store.close()
-    assert _files(fresh) == files
+    assert files_under(fresh) == files
 
 
 def test_a_new_publisher_resumes_from_the_sinks_checkpoint(data_dir: DataDir, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    with data_dir.open_log(checkpoint_interval=0) as log:
-        log.append(devsecops_events(0, 300, "resume"))
-    store = data_dir.store()
-    try:
+    _append(data_dir, 0, 300, "resume")
+    with closing(data_dir.store()) as store:
         Publisher(store, DirectorySink(out)).publish()
-        with data_dir.open_log(checkpoint_interval=0) as log:
-            log.append(devsecops_events(300, 20, "resume"))
+        _append(data_dir, 300, 20, "resume")
         plan = Publisher(store, DirectorySink(out)).plan()
-    finally:
-        store.close()
     assert (plan.after, plan.size) == (300, 320)
     assert {ref.path for ref in plan.objects} == {"tile/0/001.p/64", "tile/entries/001.p/64"}  # tile/1/000.p/1 is there
 
 
 def test_a_foreign_checkpoint_in_the_sink_means_publishing_everything(data_dir: DataDir, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    with data_dir.open_log(checkpoint_interval=0) as log:
-        log.append(devsecops_events(0, 40, "foreign"))
-    store = data_dir.store()
-    try:
+    _append(data_dir, 0, 40, "foreign")
+    with closing(data_dir.store()) as store:
         Publisher(store, DirectorySink(out)).publish()
         (out / "checkpoint").write_bytes(b"not a checkpoint\n")
         plan = Publisher(store, DirectorySink(out)).plan()
         assert plan.after is None
         result = Publisher(store, DirectorySink(out)).execute(plan)
-    finally:
-        store.close()
     assert (result.written, result.present) == (1, len(plan.objects))
     assert _verify(out, data_dir) == 40
 
@@ -146,48 +133,23 @@ def test_another_log_in_the_sink_is_refused_and_its_checkpoint_kept(data_dir: Da
     other = DataDir(tmp_path / "other")
     other.init(ORIGIN)
     for directory, tag in ((data_dir, "ours"), (other, "theirs")):
-        with directory.open_log(checkpoint_interval=0) as log:
-            log.append(devsecops_events(0, 30, tag))
+        _append(directory, 0, 30, tag)
     out = tmp_path / "out"
-    store = other.store()
-    try:
+    with closing(other.store()) as store:
         Publisher(store, DirectorySink(out)).publish()
-    finally:
-        store.close()
-    before = _files(out)
-    store = data_dir.store()
-    try:
-        with pytest.raises(WriteOnceError, match="other content"):
-            Publisher(store, DirectorySink(out)).publish()
-    finally:
-        store.close()
-    assert _files(out) == before
-
-
-class _FailingSink(DirectorySink):
-    """A directory whose disk fills up after `budget` more immutable objects."""
-
-    def __init__(self, root: Path, budget: int) -> None:
-        super().__init__(root)
-        self.budget = budget
-
-    def put_once(self, path: str, data: bytes) -> bool:
-        if self.budget == 0:
-            raise OSError("No space left on device")
-        self.budget -= 1
-        return super().put_once(path, data)
+    before = files_under(out)
+    with closing(data_dir.store()) as store, pytest.raises(WriteOnceError, match="other content"):
+        Publisher(store, DirectorySink(out)).publish()
+    assert files_under(out) == before
 
 
 def test_a_run_that_fails_halfway_leaves_the_previous_checkpoint_valid(data_dir: DataDir, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    with data_dir.open_log(checkpoint_interval=0) as log:
-        log.append(devsecops_events(0, 100, "halfway"))
-    store = data_dir.store()
-    try:
+    _append(data_dir, 0, 100, "halfway")
+    with closing(data_dir.store()) as store:
         Publisher(store, DirectorySink(out), checkpoint_history=True).publish()
-        with data_dir.open_log(checkpoint_interval=0) as log:
-            log.append(devsecops_events(100, 200, "halfway"))
-        publisher = Publisher(store, _FailingSink(out, budget=2), checkpoint_history=True)
+        _append(data_dir, 100, 200, "halfway")
+        publisher = Publisher(store, FillingSink(out, budget=2), checkpoint_history=True)
         with pytest.raises(OSError, match="No space"):
             publisher.publish()
         assert publisher.published_size == 100
@@ -195,39 +157,29 @@ def test_a_run_that_fails_halfway_leaves_the_previous_checkpoint_valid(data_dir:
         assert not (out / "checkpoint.300").exists()
         publisher.sink = DirectorySink(out)
         result = publisher.publish()
-    finally:
-        store.close()
     assert result.present == 2
     assert _verify(out, data_dir) == 300
 
 
 def test_export_directory_copied_then_published_again_is_unchanged(data_dir: DataDir, tmp_path: Path) -> None:
-    with data_dir.open_log(checkpoint_interval=0) as log:
-        log.append(devsecops_events(0, 260, "copy"))
+    _append(data_dir, 0, 260, "copy")
     out = tmp_path / "out"
-    store = data_dir.store()
-    try:
+    with closing(data_dir.store()) as store:
         Publisher(store, DirectorySink(out)).publish()
         copy = Path(shutil.copytree(out, tmp_path / "copy"))
         (copy / "checkpoint").unlink()
         result = Publisher(store, DirectorySink(copy)).publish()
-    finally:
-        store.close()
     assert result.written == 1  # only the checkpoint
-    assert _files(copy) == _files(out)
+    assert files_under(copy) == files_under(out)
 
 
 def test_a_changed_partial_tile_of_an_older_checkpoint_fails_verify(data_dir: DataDir, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    store = data_dir.store()
-    try:
+    with closing(data_dir.store()) as store:
         publisher = Publisher(store, DirectorySink(out), checkpoint_history=True)
         for start, count in ((0, 100), (100, 200)):
-            with data_dir.open_log(checkpoint_interval=0) as log:
-                log.append(devsecops_events(start, count, "older"))
+            _append(data_dir, start, count, "older")
             publisher.publish()
-    finally:
-        store.close()
     assert _verify(out, data_dir) == 300
     for name in ("tile/0/000.p/100", "tile/entries/000.p/100"):
         path = out / name
@@ -244,11 +196,9 @@ def test_a_changed_partial_tile_of_an_older_checkpoint_fails_verify(data_dir: Da
 
 def test_new_cosignatures_rewrite_only_the_checkpoint(data_dir: DataDir, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    with data_dir.open_log(checkpoint_interval=0) as log:
-        log.append(devsecops_events(0, 30, "cosigned"))
+    _append(data_dir, 0, 30, "cosigned")
     witness = CosignatureSigner("witness.example/w1", bytes(range(32)), 1_700_000_000)
-    store = data_dir.store()
-    try:
+    with closing(data_dir.store()) as store:
         publisher = Publisher(store, DirectorySink(out), checkpoint_history=True)
         publisher.publish()
         size, signed = store.latest_checkpoint() or (0, b"")
@@ -261,8 +211,6 @@ def test_new_cosignatures_rewrite_only_the_checkpoint(data_dir: DataDir, tmp_pat
             if not fresh:
                 assert publisher.execute(plan).written == 1
         assert publisher.plan().up_to_date
-    finally:
-        store.close()
     cosigned = (out / "checkpoint").read_bytes()
     assert cosigned == signed + line.encode()
     assert witness.verifier.verify(body, parse_note(cosigned)[1][-1].signature)

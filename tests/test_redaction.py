@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from sealtrail.redaction import commit_redactions, record_lists
 from sealtrail.store.base import RedactedError, StoreError
 from sealtrail.store.sqlite import SqliteStore
 from sealtrail.tlogproof import verify_tlog_proof
-from sealtrail.verify import AuditError, audit_store
+from sealtrail.verify import AuditError, AuditReport, audit_store
 from sealtrail.view import LogView
 
 
@@ -44,18 +45,14 @@ def database_bytes(db: Path) -> bytes:
 
 
 def wal_checkpoint(db: Path) -> None:
-    conn = sqlite3.connect(db, isolation_level=None)
-    try:
+    with closing(sqlite3.connect(db, isolation_level=None)) as conn:
         assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
-    finally:
-        conn.close()
 
 
 def search_index_mentions(db: Path, marker: str) -> int:
     """Values in the search table and the FTS5 shadow tables (search_fts_*) that hold `marker`."""
     needle = marker.encode()
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         tables = [t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         count = 0
         for table in (t for t in tables if t == "search" or t.startswith("search_fts_")):
@@ -63,8 +60,6 @@ def search_index_mentions(db: Path, marker: str) -> int:
                 values = [v.encode() if isinstance(v, str) else v for v in row]
                 count += sum(needle in v for v in values if isinstance(v, bytes))
         return count
-    finally:
-        conn.close()
 
 
 def secrets_of(event: PreparedEvent, marker: str, n: int) -> list[bytes]:
@@ -79,6 +74,12 @@ def redact(log: Log, indices: list[int]) -> int:
         log, indices, source_id="retention", kind="log.redaction", action="test", reason="test", attrs={}
     )
     return done[0].record.index
+
+
+def _audit(directory: DataDir) -> AuditReport:
+    """`verify` of the log in `directory` (raises AuditError)."""
+    with closing(directory.store()) as store:
+        return audit_store(store, directory.verifier())
 
 
 def test_bodies_leave_the_database_file_the_wal_and_free_pages(data_dir: DataDir, log: Log) -> None:
@@ -107,12 +108,9 @@ def test_bodies_leave_the_database_file_the_wal_and_free_pages(data_dir: DataDir
     left = [s for s in [*secrets, blob_marker, *raw_markers, marker.encode()] if s in after]
     assert left == []
     assert search_index_mentions(data_dir.db, marker) == 0
-    conn = sqlite3.connect(f"file:{data_dir.db}?mode=ro", uri=True)
-    try:
+    with closing(sqlite3.connect(f"file:{data_dir.db}?mode=ro", uri=True)) as conn:
         assert conn.execute("PRAGMA freelist_count").fetchone()[0] > 0, "free pages were scanned too"
         assert conn.execute("SELECT COUNT(*) FROM blobs").fetchone()[0] == 0
-    finally:
-        conn.close()
     # unredacted neighbours are untouched
     assert b"acme/payments-api" in after
 
@@ -122,8 +120,7 @@ def test_leaf_hashes_stay_and_proofs_of_redacted_and_kept_entries_verify(data_di
     log.append(events)
     record = redact(log, [2, 3, 4])
     log.sign_now()
-    store = data_dir.store()
-    try:
+    with closing(data_dir.store()) as store:
         view = LogView(store)
         verifier = data_dir.verifier()
         for index in (2, 4, 5):  # redacted, redacted, kept
@@ -144,8 +141,6 @@ def test_leaf_hashes_stay_and_proofs_of_redacted_and_kept_entries_verify(data_di
         assert view.leaf_hash(3) == events[3].leaf_hash
         with pytest.raises(RedactedError):
             view.entry_bundle(0, 11, 11)
-    finally:
-        store.close()
 
 
 def test_verify_passes_and_reports_redacted_ranges(data_dir: DataDir, log: Log) -> None:
@@ -153,28 +148,22 @@ def test_verify_passes_and_reports_redacted_ranges(data_dir: DataDir, log: Log) 
     first = redact(log, [1, 2, 3, 10])
     second = redact(log, [20, 21])
     log.sign_now()
-    store = data_dir.store()
-    try:
+    with closing(data_dir.store()) as store:
         report = audit_store(store, data_dir.verifier())
         assert (report.size, report.redacted) == (32, 6)
         assert report.redacted_ranges == [[1, 3], [10, 10], [20, 21]]
         assert report.redaction_records == [first, second]
         assert record_lists(store.entry(first) or b"", 10)
         assert not record_lists(store.entry(first) or b"", 20)
-    finally:
-        store.close()
 
 
 def test_a_plain_delete_of_an_event_is_refused_by_sqlite(data_dir: DataDir, log: Log) -> None:
     log.append([prepare(devsecops_event(n)) for n in range(3)])
-    conn = sqlite3.connect(data_dir.db, isolation_level=None)
-    try:
+    with closing(sqlite3.connect(data_dir.db, isolation_level=None)) as conn:
         with pytest.raises(sqlite3.IntegrityError, match="only a logged redaction"):
             conn.execute("DELETE FROM events WHERE idx = 1")
         with pytest.raises(sqlite3.IntegrityError, match="redact"):  # no body, no record: no redaction row
             conn.execute("INSERT INTO redactions VALUES (7, zeroblob(32), 'x', 'x', 9, 'now')")
-    finally:
-        conn.close()
 
 
 def test_a_forged_redaction_hides_a_body_but_verify_reports_it_unaccounted(data_dir: DataDir, log: Log) -> None:
@@ -182,21 +171,14 @@ def test_a_forged_redaction_hides_a_body_but_verify_reports_it_unaccounted(data_
     log.append(events)
     log.sign_now()
     # the triggers allow it (a redactions row exists), but no logged record lists index 1
-    conn = sqlite3.connect(data_dir.db, isolation_level=None)
-    try:
+    with closing(sqlite3.connect(data_dir.db, isolation_level=None)) as conn:
         conn.execute(
             "INSERT INTO redactions VALUES (1, ?, ?, 'forged', 4, 'now')",
             (events[1].leaf_hash, events[1].id),
         )
         conn.execute("DELETE FROM events WHERE idx = 1")
-    finally:
-        conn.close()
-    store = data_dir.store()
-    try:
-        with pytest.raises(AuditError, match=r"index 1: unaccounted redaction \(it names index 4"):
-            audit_store(store, data_dir.verifier())
-    finally:
-        store.close()
+    with pytest.raises(AuditError, match=r"index 1: unaccounted redaction \(it names index 4"):
+        _audit(data_dir)
 
 
 def test_a_forged_redaction_cannot_change_a_leaf_hash(data_dir: DataDir, log: Log) -> None:
@@ -204,34 +186,20 @@ def test_a_forged_redaction_cannot_change_a_leaf_hash(data_dir: DataDir, log: Lo
     log.append(events)
     redact(log, [2])
     log.sign_now()
-    conn = attacker_connection(data_dir.db)
-    try:
+    with closing(attacker_connection(data_dir.db)) as conn:
         conn.execute("UPDATE redactions SET leaf_hash = ? WHERE idx = 2", (hashlib.sha256(b"other").digest(),))
-    finally:
-        conn.close()
-    store = data_dir.store()
-    try:
-        with pytest.raises(AuditError, match="index 2: the leaf hash its redaction kept does not match"):
-            audit_store(store, data_dir.verifier())
-    finally:
-        store.close()
+    with pytest.raises(AuditError, match="index 2: the leaf hash its redaction kept does not match"):
+        _audit(data_dir)
 
 
 def test_a_redaction_row_beside_a_kept_body_is_reported(data_dir: DataDir, log: Log) -> None:
     events = [prepare(devsecops_event(n)) for n in range(4)]
     log.append(events)
     log.sign_now()
-    conn = sqlite3.connect(data_dir.db, isolation_level=None)
-    try:
+    with closing(sqlite3.connect(data_dir.db, isolation_level=None)) as conn:
         conn.execute("INSERT INTO redactions VALUES (0, ?, ?, 'x', 3, 'now')", (events[0].leaf_hash, events[0].id))
-    finally:
-        conn.close()
-    store = data_dir.store()
-    try:
-        with pytest.raises(AuditError, match="index 0: marked redacted, but its body is still stored"):
-            audit_store(store, data_dir.verifier())
-    finally:
-        store.close()
+    with pytest.raises(AuditError, match="index 0: marked redacted, but its body is still stored"):
+        _audit(data_dir)
 
 
 def test_redacting_a_missing_body_writes_nothing(data_dir: DataDir, log: Log) -> None:
@@ -243,12 +211,9 @@ def test_redacting_a_missing_body_writes_nothing(data_dir: DataDir, log: Log) ->
     with pytest.raises(StoreError, match="below the record"):
         redact(log, [size + 3])
     assert log.size == size
-    store = data_dir.store()
-    try:
+    with closing(data_dir.store()) as store:
         assert store.entry(0) is not None
         assert store.size() == size
-    finally:
-        store.close()
 
 
 def test_a_redelivered_redacted_event_is_still_a_duplicate(data_dir: DataDir, log: Log) -> None:
@@ -266,8 +231,7 @@ def test_a_blob_goes_only_with_the_last_body_that_references_it(data_dir: DataDi
     a, b = ({"source": {"type": "api", "id": "x"}, "kind": "ci.run", "raw": payload} for _ in range(2))
     receipts = log.append([prepare(a), prepare(b), prepare(devsecops_event(1))])
     digest = hashlib.sha256(orjson.dumps(payload)).hexdigest()
-    store = data_dir.store()
-    try:
+    with closing(data_dir.store()) as store:
         assert store.blob(digest) is not None
         redact(log, [receipts[0].index])
         assert store.blob(digest) is not None, "the other event still references it"
@@ -279,8 +243,6 @@ def test_a_blob_goes_only_with_the_last_body_that_references_it(data_dir: DataDi
             conn.close()
         redact(log, [receipts[1].index])
         assert store.blob(digest) is None
-    finally:
-        store.close()
 
 
 def test_a_serving_sequencer_keeps_appending_after_another_process_redacts(data_dir: DataDir) -> None:
@@ -294,12 +256,8 @@ def test_a_serving_sequencer_keeps_appending_after_another_process_redacts(data_
         serving.sign_now()
     finally:
         serving.close()
-    store = data_dir.store()
-    try:
-        report = audit_store(store, data_dir.verifier())
-        assert (report.size, report.redacted) == (9, 2)
-    finally:
-        store.close()
+    report = _audit(data_dir)
+    assert (report.size, report.redacted) == (9, 2)
 
 
 def test_a_log_made_before_redactions_gains_the_table(tmp_path: Path) -> None:
@@ -316,17 +274,10 @@ def test_a_log_made_before_redactions_gains_the_table(tmp_path: Path) -> None:
         "BEGIN SELECT RAISE(ABORT, 'sealtrail: events are append-only'); END"
     )
     conn.close()
-    store = SqliteStore.open(directory.db)
-    try:
+    with closing(SqliteStore.open(directory.db)) as store:
         assert list(store.redactions(0, 10)) == []
-    finally:
-        store.close()
     with directory.open_log(checkpoint_interval=0) as log:
         log.append([prepare(devsecops_event(n)) for n in range(3)])
         redact(log, [0])
         log.sign_now()
-    store = directory.store()
-    try:
-        assert audit_store(store, directory.verifier()).redacted == 1
-    finally:
-        store.close()
+    assert _audit(directory).redacted == 1

@@ -15,8 +15,10 @@ from _support import devsecops_event
 from sealtrail.datadir import DataDir
 from sealtrail.event import PreparedEvent, prepare
 from sealtrail.log import Log
+from sealtrail.redaction import commit_redactions
 from sealtrail.retention import (
     RetentionConfig,
+    RetentionPlan,
     RetentionScheduler,
     apply_retention,
     load_retention,
@@ -189,6 +191,26 @@ def test_a_legal_hold_prevents_redaction(data_dir: DataDir, log: Log, config: Re
         assert record["attrs"]["held"] == [{"hold": "incident-4711", "count": 1}]
     finally:
         store.close()
+
+
+def test_a_body_redacted_by_another_writer_after_planning_means_one_new_plan(
+    data_dir: DataDir, log: Log, config: RetentionConfig
+) -> None:
+    log.append([event("code.push", ("github", "gh"), 400) for _ in range(3)])
+    plans: list[list[int]] = []
+
+    def meanwhile(plan: RetentionPlan) -> None:
+        plans.append(plan.policies["default"].indices)
+        if len(plans) == 1:  # e.g. an erasure commits between this plan and its commit
+            commit_redactions(log, [1], source_id="erasure", kind="log.erasure", action="t", reason="t", attrs={})
+
+    store = data_dir.store()
+    try:
+        run = apply_retention(log, store, config, NOW, on_plan=meanwhile)
+    finally:
+        store.close()
+    assert plans == [[0, 1, 2], [0, 2]]
+    assert [r.index for c in run.committed for r in c.redactions] == [0, 2]
 
 
 def test_serve_enforces_on_its_schedule(data_dir: DataDir, log: Log, config: RetentionConfig) -> None:

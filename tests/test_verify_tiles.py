@@ -7,18 +7,16 @@ single-byte change to any tile, entry bundle or checkpoint with one line.
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
-import threading
 from collections.abc import Callable, Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from _support import ORIGIN, devsecops_events, one_error_line, rfc6962_leaf, rfc6962_root, stored_entries
+from _support import ORIGIN, devsecops_events, one_error_line, rfc6962_leaf, rfc6962_root, static_http, stored_entries
 from conftest import CliResult, run_cli
 from sealtrail.checkpoint import Checkpoint, open_checkpoint
 from sealtrail.datadir import DataDir
@@ -291,6 +289,21 @@ def test_state_detects_a_fork_that_grew(exports: Exports, tmp_path: Path, cli: C
     assert state.read_bytes() == before
 
 
+def test_a_state_file_of_another_log_or_with_a_forged_checkpoint_is_refused(
+    exports: Exports, tmp_path: Path, cli: Cli
+) -> None:
+    state = tmp_path / "state.json"
+    saved = _state_after(cli, exports.new, exports.vkey, state)
+    assert saved["checkpoint"].encode() == (exports.new / "checkpoint").read_bytes()  # the one verified
+    for changed in ({"origin": "other.example/log"}, {"size": saved["size"] - 1}):
+        state.write_text(json.dumps(saved | changed))
+        before = state.read_bytes()
+        result = cli("tiles", "verify", exports.new, "--vkey", exports.vkey, "--state", state)
+        assert result.code == 1
+        assert "state file" in one_error_line(result.stderr)
+        assert state.read_bytes() == before
+
+
 def test_library_state_checks(exports: Exports) -> None:
     new = _verify_dir(exports.new, exports.vkey)
     fork = _verify_dir(exports.fork, exports.vkey)
@@ -312,27 +325,11 @@ def test_library_state_checks(exports: Exports) -> None:
 # --- over HTTP ----------------------------------------------------------------------------
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def serve() -> Iterator[Callable[[Path], str]]:
-    """Serve a directory on 127.0.0.1 (ephemeral port); returns its URL prefix."""
-    servers: list[ThreadingHTTPServer] = []
-
-    def start(directory: Path) -> str:
-        handler = functools.partial(_QuietHandler, directory=str(directory))
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    """Serve directories on loopback until the test ends; returns each one's URL prefix."""
+    with ExitStack() as servers:
+        yield lambda directory: servers.enter_context(static_http(directory)) + "/"
 
 
 def test_cli_verifies_over_http(exports: Exports, serve: Callable[[Path], str], cli: Cli) -> None:

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from _follow_fixtures import Branch
-from _witness_fixtures import wait_for
+from _support import wait_for
 from sealtrail.alerts.rules import parse_alerts_table
 from sealtrail.datadir import DataDir
 from sealtrail.server import Settings, create_app, load_settings

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from _support import devsecops_events
-from _witness_fixtures import Served, bound_socket, served, socket_url, wait_for
+from _support import devsecops_events, wait_for
+from _witness_fixtures import Served, bound_socket, served, socket_url
 from sealtrail.alerts.rules import AlertsConfig, parse_alerts_table
 from sealtrail.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint, sign_checkpoint
 from sealtrail.cosignature import CosignatureVerifier, parse_witness_key

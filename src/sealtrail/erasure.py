@@ -19,9 +19,17 @@ from typing import Any
 from .event import uuid7
 from .log import Log
 from .query import EventQuery
-from .redaction import Committed, commit_redactions, index_ranges, is_record, record_event, stored_events
-from .retention import Hold, held_by
-from .store.base import LogStore, StoreError
+from .redaction import (
+    Committed,
+    commit_redactions,
+    index_ranges,
+    is_record,
+    record_event,
+    redact_planned,
+    stored_events,
+)
+from .retention import Hold, Selection
+from .store.base import LogStore
 
 __all__ = ["ErasurePlan", "ErasureRun", "erase", "new_request_reference", "plan_erasure"]
 
@@ -34,12 +42,10 @@ def new_request_reference() -> str:
 
 
 @dataclass
-class ErasurePlan:
+class ErasurePlan(Selection):
     match: str
     size: int
     scanned: int = 0
-    indices: list[int] = field(default_factory=list)
-    withheld: dict[str, list[int]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,10 +54,7 @@ class ErasurePlan:
             "scanned": self.scanned,
             "count": len(self.indices),
             "ranges": index_ranges(self.indices),
-            "held": [
-                {"hold": name, "count": len(ids), "ranges": index_ranges(ids)}
-                for name, ids in sorted(self.withheld.items())
-            ],
+            "held": self.held(ranges=True),
         }
 
 
@@ -72,11 +75,7 @@ def plan_erasure(
         plan.scanned += 1
         if is_record(event.envelope) or not query.matches(event.envelope):
             continue
-        hold = held_by(holds, event.envelope)
-        if hold is not None:
-            plan.withheld.setdefault(hold.name, []).append(event.index)
-        else:
-            plan.indices.append(event.index)
+        plan.add(event.index, holds, event.envelope)
     return plan
 
 
@@ -109,36 +108,26 @@ def erase(
     """
     if not request.strip():
         raise ValueError("the request reference is empty")
-    for attempt in (1, 2):
-        plan = plan_erasure(store, query, match=match, holds=holds)
-        if on_plan is not None:
-            on_plan(plan)
+
+    def commit(plan: ErasurePlan) -> ErasureRun:
         run = ErasureRun(plan, request)
-        attrs: dict[str, Any] = {
-            "request": request,
-            "match": match,
-            "held": [{"hold": name, "count": len(ids)} for name, ids in sorted(plan.withheld.items())],
-        }
+        attrs: dict[str, Any] = {"request": request, "match": match, "held": plan.held(ranges=False)}
         if reason:
             attrs["reason"] = reason
         if not plan.indices:  # nothing to redact: the request is still on the record
             record = record_event("erasure", "log.erasure", "erasure.request", {**attrs, "count": 0, "ranges": []})
             run.committed = [Committed(log.append([record])[0], [])]
             return run
-        try:
-            run.committed = commit_redactions(
-                log,
-                plan.indices,
-                source_id="erasure",
-                kind="log.erasure",
-                action="erasure.request",
-                reason=f"erasure:{request}",
-                attrs=attrs,
-                progress=progress,
-            )
-        except StoreError:
-            if attempt == 2:
-                raise
-            continue
+        run.committed = commit_redactions(
+            log,
+            plan.indices,
+            source_id="erasure",
+            kind="log.erasure",
+            action="erasure.request",
+            reason=f"erasure:{request}",
+            attrs=attrs,
+            progress=progress,
+        )
         return run
-    raise AssertionError("unreachable")
+
+    return redact_planned(lambda: plan_erasure(store, query, match=match, holds=holds), commit, on_plan)

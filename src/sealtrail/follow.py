@@ -28,10 +28,10 @@ from typing import Any
 
 import httpx
 
-from .checkpoint import Checkpoint, SignedCheckpoint
+from .checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint
 from .fetch import TilesSource
 from .merkle import HASH_SIZE, NodeReader, ProofError, consistency_proof, tree_hash, verify_consistency
-from .note import b64encode
+from .note import NoteError, Verifier, b64encode
 from .tiles import TileRef, decode_bundle, node_reader
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "TRUSTED_FILE",
     "BadTiles",
     "CheckpointConflict",
+    "Follower",
     "Kind",
     "Observation",
     "SourceUnavailable",
@@ -316,6 +317,65 @@ class TileFetcher:
     def node_reader(self, size: int) -> NodeReader:
         """merkle.NodeReader over the source's hash tiles of the tree of `size`."""
         return node_reader(self.get_many, size)
+
+
+class Follower:
+    """What a monitor and a mirror of one log share: the source (read through a TileFetcher), the log's
+    origin and key, the Status, and the first step of every poll.
+
+    A subclass names the checkpoint it trusts now (`trusted_checkpoint`): every Observation carries it.
+    """
+
+    def __init__(
+        self, source: TilesSource, origin: str, verifier: Verifier, source_name: str, workers: int = 8
+    ) -> None:
+        self.origin = origin
+        self.verifier = verifier
+        self.fetcher = TileFetcher(source, workers)
+        self.status = Status(origin, source_name)
+
+    @property
+    def trusted_checkpoint(self) -> Checkpoint | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.fetcher.close()
+
+    def _show_trusted(self) -> None:
+        """Put the checkpoint trusted at start in the status (before the first poll)."""
+        trusted = self.trusted_checkpoint
+        if trusted is not None:
+            self.status.verified_size = trusted.size
+            self.status.verified_root = trusted.root
+
+    def _observation(
+        self,
+        kind: Kind,
+        message: str,
+        new: SignedCheckpoint | None = None,
+        *,
+        note: bytes | None = None,
+        evidence: CheckpointConflict | None = None,
+        changed: bool = False,
+    ) -> Observation:
+        """An observation of `new` (or of an unverified `note`), with the checkpoint trusted now."""
+        seen = new.checkpoint if new else None
+        return Observation(kind, message, self.trusted_checkpoint, seen, new.raw if new else note, evidence, changed)
+
+    def _fetch_checkpoint(self) -> SignedCheckpoint | Observation:
+        """Start a poll: forget the last poll's tiles, fetch the source's checkpoint and verify its signature.
+
+        An Observation instead says why there is nothing to check (unavailable, bad signature).
+        """
+        self.fetcher.reset()
+        try:
+            note = self.fetcher.checkpoint()
+        except SourceUnavailable as exc:
+            return self._observation(Kind.UNAVAILABLE, str(exc))
+        try:
+            return open_checkpoint(note, self.origin, [self.verifier])
+        except NoteError as exc:
+            return self._observation(Kind.BAD_SIGNATURE, f"the log's checkpoint does not verify: {exc}", note=note)
 
 
 def check_root(reader: NodeReader, new: Checkpoint) -> None:

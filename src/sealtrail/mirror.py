@@ -34,11 +34,10 @@ from .follow import (
     EVIDENCE_FILE,
     BadTiles,
     CheckpointConflict,
+    Follower,
     Kind,
     Observation,
     SourceUnavailable,
-    Status,
-    TileFetcher,
     check_extension,
     same_size_fork,
 )
@@ -119,7 +118,7 @@ def _first_difference(a: bytes, b: bytes) -> int:
     return -1
 
 
-class Mirror:
+class Mirror(Follower):
     """Follows one log into one sink. Thread-safe: polls and witness requests take turns."""
 
     def __init__(
@@ -134,13 +133,10 @@ class Mirror:
         source_name: str = "",
         workers: int = 8,
     ) -> None:
-        self.origin = origin
-        self.verifier = verifier
+        super().__init__(source, origin, verifier, source_name, workers)
         self.sink = sink
         self.witness = witness
         self.archive_checkpoints = archive_checkpoints
-        self.fetcher = TileFetcher(source, workers)
-        self.status = Status(origin, source_name)
         self.stopped = False
         """Set once a fork was found: the mirror follows no further."""
         self.lock = threading.RLock()
@@ -152,12 +148,11 @@ class Mirror:
                 f"operator has examined it and moved {FORK_DIR}/ away"
             )
         self.held, self.edge = self._load()
-        if self.held is not None:
-            self.status.verified_size = self.held.checkpoint.size
-            self.status.verified_root = self.held.checkpoint.root
+        self._show_trusted()
 
-    def close(self) -> None:
-        self.fetcher.close()
+    @property
+    def trusted_checkpoint(self) -> Checkpoint | None:
+        return self.held.checkpoint if self.held else None
 
     @property
     def size(self) -> int:
@@ -205,20 +200,6 @@ class Mirror:
         self.status.record(observation)
         return observation
 
-    def _observation(
-        self,
-        kind: Kind,
-        message: str,
-        new: SignedCheckpoint | None = None,
-        *,
-        note: bytes | None = None,
-        evidence: CheckpointConflict | None = None,
-        changed: bool = False,
-    ) -> Observation:
-        held = self.held.checkpoint if self.held else None
-        seen = new.checkpoint if new else None
-        return Observation(kind, message, held, seen, new.raw if new else note, evidence, changed)
-
     def _stopped(self) -> Observation | None:
         if not self.stopped:
             return None
@@ -228,16 +209,8 @@ class Mirror:
         stopped = self._stopped()
         if stopped:
             return stopped
-        self.fetcher.reset()
-        try:
-            note = self.fetcher.checkpoint()
-        except SourceUnavailable as exc:
-            return self._observation(Kind.UNAVAILABLE, str(exc))
-        try:
-            new = open_checkpoint(note, self.origin, [self.verifier])
-        except NoteError as exc:
-            return self._observation(Kind.BAD_SIGNATURE, f"the log's checkpoint does not verify: {exc}", note=note)
-        return self._advance(new)
+        new = self._fetch_checkpoint()
+        return new if isinstance(new, Observation) else self._advance(new)
 
     def _advance(self, new: SignedCheckpoint) -> Observation:
         size, held_size = new.checkpoint.size, self.edge.size

@@ -11,21 +11,19 @@ evidence and never change what is trusted. The state file has the format of
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint
+from .atomicfile import write_atomically
+from .checkpoint import Checkpoint, open_checkpoint
 from .fetch import TilesSource
 from .follow import (
     BadTiles,
     CheckpointConflict,
+    Follower,
     Kind,
     Observation,
     SourceUnavailable,
-    Status,
-    TileFetcher,
     check_extension,
     check_root,
 )
@@ -81,21 +79,10 @@ def save_state(path: Path, trusted: TrustedCheckpoint) -> None:
     }
     if trusted.note is not None:
         body["checkpoint"] = trusted.note.decode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(body, indent=2) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, (json.dumps(body, indent=2) + "\n").encode())
 
 
-class Monitor:
+class Monitor(Follower):
     """Polls one log; see the module docstring. One poll at a time."""
 
     def __init__(
@@ -108,20 +95,16 @@ class Monitor:
         trusted: TrustedCheckpoint | None = None,
         source_name: str = "",
     ) -> None:
-        self.origin = origin
-        self.verifier = verifier
+        super().__init__(source, origin, verifier, source_name)
         self.state_path = state_path
-        self.fetcher = TileFetcher(source)
         if trusted is None and state_path is not None:
             trusted = load_state(state_path, origin, verifier)
         self.trusted = trusted
-        self.status = Status(origin, source_name)
-        if trusted is not None:
-            self.status.verified_size = trusted.checkpoint.size
-            self.status.verified_root = trusted.checkpoint.root
+        self._show_trusted()
 
-    def close(self) -> None:
-        self.fetcher.close()
+    @property
+    def trusted_checkpoint(self) -> Checkpoint | None:
+        return self.trusted.checkpoint if self.trusted else None
 
     def poll(self) -> Observation:
         """Fetch and check the log's checkpoint; trust it only if it verifies and extends the trusted one."""
@@ -129,28 +112,10 @@ class Monitor:
         self.status.record(observation)
         return observation
 
-    def _observation(
-        self,
-        kind: Kind,
-        message: str,
-        new: SignedCheckpoint | None = None,
-        note: bytes | None = None,
-        evidence: CheckpointConflict | None = None,
-    ) -> Observation:
-        trusted = self.trusted.checkpoint if self.trusted else None
-        seen = new.checkpoint if new else None
-        return Observation(kind, message, trusted, seen, note if new is None else new.raw, evidence)
-
     def _poll(self) -> Observation:
-        self.fetcher.reset()
-        try:
-            note = self.fetcher.checkpoint()
-        except SourceUnavailable as exc:
-            return self._observation(Kind.UNAVAILABLE, str(exc))
-        try:
-            new = open_checkpoint(note, self.origin, [self.verifier])
-        except NoteError as exc:
-            return self._observation(Kind.BAD_SIGNATURE, f"the log's checkpoint does not verify: {exc}", note=note)
+        new = self._fetch_checkpoint()
+        if isinstance(new, Observation):
+            return new
         size = new.checkpoint.size
         trusted = self.trusted
         if trusted is not None and size < trusted.checkpoint.size:
@@ -178,6 +143,4 @@ class Monitor:
         self.trusted = TrustedCheckpoint(new.checkpoint, new.raw)
         if self.state_path is not None:
             save_state(self.state_path, self.trusted)
-        return Observation(
-            Kind.OK, f"size {size}: verified, {how}", new.checkpoint, new.checkpoint, new.raw, changed=True
-        )
+        return self._observation(Kind.OK, f"size {size}: verified, {how}", new, changed=True)

@@ -7,10 +7,10 @@ error, never an overwrite. Only `checkpoint` changes, and it is replaced whole.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Protocol
+
+from .atomicfile import write_atomically
 
 __all__ = ["DirectorySink", "TileSink", "WriteOnceError"]
 
@@ -57,11 +57,11 @@ class DirectorySink:
             if target.read_bytes() != data:
                 raise WriteOnceError(f"{target} exists with other content; tiles are immutable")
             return False
-        _write_atomically(target, data)
+        write_atomically(target, data)
         return True
 
     def put_checkpoint(self, data: bytes, name: str = "checkpoint") -> None:
-        _write_atomically(self._target(name), data)
+        write_atomically(self._target(name), data)
 
     def get(self, path: str) -> bytes | None:
         target = self._target(path)
@@ -69,18 +69,3 @@ class DirectorySink:
 
     def describe(self) -> str:
         return str(self.root)
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .envelope import value_at
 from .search import Query, QueryError, parse_query
 
 __all__ = ["EventQuery", "QueryError", "names_subject"]
@@ -30,11 +31,6 @@ Predicate = Callable[[Mapping[str, Any]], bool]
 
 _TEXT_FIELDS = ("source", "kind", "action", "actor", "target", "outcome", "env", "attrs", "raw")
 """What a free word or a subject is looked for in (not id, times, salt or sig)."""
-
-
-def _get(envelope: Mapping[str, Any], parent: str, child: str) -> Any:
-    container = envelope.get(parent)
-    return container.get(child) if isinstance(container, Mapping) else None
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -96,17 +92,15 @@ def _filters(query: Query) -> list[Predicate]:
     if until is not None:
         out.append(lambda env: (t := _event_time(env)) is not None and t < until)
     if (source := query.source) is not None:
-        out.append(lambda env: source in (_get(env, "source", "type"), _get(env, "source", "id")))
+        out.append(lambda env: source in (value_at(env, "source", "type"), value_at(env, "source", "id")))
     if (kind := query.kind) is not None:
         out.append(lambda env: isinstance(k := env.get("kind"), str) and (k == kind or k.startswith(kind + ".")))
     if (action := query.action) is not None:
         out.append(lambda env: env.get("action") == action)
     if (actor := query.actor) is not None:
-        out.append(
-            lambda env: actor in (_get(env, "actor", "id"), _get(env, "actor", "name"), _get(env, "actor", "ip"))
-        )
+        out.append(lambda env: actor in (value_at(env, "actor", key) for key in ("id", "name", "ip")))
     if (target := query.target) is not None:
-        out.append(lambda env: target in (_get(env, "target", "id"), _get(env, "target", "name")))
+        out.append(lambda env: target in (value_at(env, "target", "id"), value_at(env, "target", "name")))
     if (outcome := query.outcome) is not None:
         out.append(lambda env: env.get("outcome") == outcome)
     if (where := query.env) is not None:
@@ -157,7 +151,7 @@ def names_subject(subject: str) -> EventQuery:
 
     def names(env: Mapping[str, Any]) -> bool:
         for child in ("id", "name", "ip"):
-            value = _get(env, "actor", child)
+            value = value_at(env, "actor", child)
             if isinstance(value, str) and value.casefold() == folded:
                 return True
         return any(pattern.search(text) for name in _TEXT_FIELDS for text in _strings(env.get(name)))

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from .event import PreparedEvent, is_out_of_line, prepare
 from .log import Log, Receipt
-from .store.base import LogStore, Redaction
+from .store.base import LogStore, Redaction, StoreError
 
 __all__ = [
     "MAX_PER_RECORD",
@@ -32,6 +32,7 @@ __all__ = [
     "record_event",
     "record_lists",
     "record_ranges",
+    "redact_planned",
     "stored_events",
 ]
 
@@ -43,6 +44,8 @@ MAX_RANGES_PER_RECORD = 1_000
 """Ranges one record lists, which keeps it far below the 65,535-byte entry limit."""
 
 Progress = Callable[[int], None]
+Plan = TypeVar("Plan")
+Run = TypeVar("Run")
 
 
 def index_ranges(indices: Iterable[int]) -> list[list[int]]:
@@ -181,3 +184,20 @@ def commit_redactions(
         if progress is not None:
             progress(redacted)
     return done
+
+
+def redact_planned(
+    plan: Callable[[], Plan], commit: Callable[[Plan], Run], on_plan: Callable[[Plan], None] | None = None
+) -> Run:
+    """Plan, then commit the plan; if the commit fails (StoreError: e.g. another writer redacted one of the
+    planned indices meanwhile), plan and commit again, once. `on_plan` sees each plan before its commit."""
+    for attempt in (1, 2):
+        planned = plan()
+        if on_plan is not None:
+            on_plan(planned)
+        try:
+            return commit(planned)
+        except StoreError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")

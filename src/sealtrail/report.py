@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .envelope import value_at
+
 __all__ = [
     "AccessChange",
     "AuthFailures",
@@ -137,15 +139,6 @@ class Report:
         return out
 
 
-def _dig(event: Mapping[str, Any], *path: str) -> Any:
-    value: Any = event
-    for key in path:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
-
-
 def _who(party: Any) -> str | None:
     if not isinstance(party, Mapping):
         return None
@@ -159,7 +152,7 @@ def _change_key(event: Mapping[str, Any]) -> tuple[str, int] | None:
     """(repository, PR or MR number): GitHub names the repository in target, GitLab in attrs.project."""
     attrs = event.get("attrs") if isinstance(event.get("attrs"), Mapping) else {}
     assert isinstance(attrs, Mapping)
-    repository = attrs.get("project") or _dig(event, "target", "name")
+    repository = attrs.get("project") or value_at(event, "target", "name")
     number = attrs.get("number", attrs.get("iid"))
     if isinstance(repository, str) and "!" in repository:
         repository = repository.split("!", 1)[0]
@@ -171,7 +164,7 @@ def _change_key(event: Mapping[str, Any]) -> tuple[str, int] | None:
 def _is_approval(event: Mapping[str, Any]) -> bool:
     if event.get("kind") != "code.review":
         return False
-    return _dig(event, "attrs", "approved") is True or event.get("action") in (
+    return value_at(event, "attrs", "approved") is True or event.get("action") in (
         "merge_request.approved",
         "merge_request.approval",
     )
@@ -185,7 +178,7 @@ def _is_merge(event: Mapping[str, Any]) -> bool:
 
 def _is_production(event: Mapping[str, Any], production: frozenset[str]) -> bool:
     env = event.get("env")
-    tier = _dig(event, "attrs", "environment_tier")
+    tier = value_at(event, "attrs", "environment_tier")
     return (isinstance(env, str) and env.lower() in production) or (
         isinstance(tier, str) and tier.lower() in production
     )
@@ -217,7 +210,7 @@ def build_report(
             continue
         if _is_approval(event):
             key = _change_key(event)
-            reviewer = _dig(event, "attrs", "reviewer") or _who(event.get("actor"))
+            reviewer = value_at(event, "attrs", "reviewer") or _who(event.get("actor"))
             if key is not None and isinstance(reviewer, str):
                 approvals.setdefault(key, []).append((index, reviewer))
         if time < since:
@@ -227,14 +220,14 @@ def build_report(
         outcome = str(event.get("outcome", "unknown"))
         if _is_merge(event):
             key = _change_key(event)
-            author = _dig(event, "attrs", "author")
+            author = value_at(event, "attrs", "author")
             change = Change(
                 index,
                 time,
-                key[0] if key else str(_dig(event, "target", "name")),
+                key[0] if key else str(value_at(event, "target", "name")),
                 key[1] if key else None,
                 author if isinstance(author, str) else None,
-                _dig(event, "attrs", "merged_by") or _who(event.get("actor")),
+                value_at(event, "attrs", "merged_by") or _who(event.get("actor")),
             )
             for approval_index, reviewer in approvals.get(key, []) if key else []:
                 if approval_index < index and reviewer not in change.approvers:
@@ -246,7 +239,7 @@ def build_report(
                 Deploy(
                     index,
                     time,
-                    str(event.get("env") or _dig(event, "attrs", "environment_tier")),
+                    str(event.get("env") or value_at(event, "attrs", "environment_tier")),
                     _who(event.get("target")),
                     _who(event.get("actor")),
                     event.get("action"),
@@ -260,7 +253,7 @@ def build_report(
                 )
             )
         elif kind == "auth.failure":
-            actor, ip = _who(event.get("actor")), _dig(event, "actor", "ip")
+            actor, ip = _who(event.get("actor")), value_at(event, "actor", "ip")
             ip = ip if isinstance(ip, str) else None
             seen = failures.get((actor, ip))
             if seen is None:

@@ -39,8 +39,8 @@ from typing import Any
 from .event import format_time
 from .log import Log
 from .query import EventQuery, QueryError
-from .redaction import Committed, commit_redactions, index_ranges, is_record, stored_events
-from .store.base import LogStore, StoreError
+from .redaction import Committed, commit_redactions, index_ranges, is_record, redact_planned, stored_events
+from .store.base import LogStore
 
 __all__ = [
     "Hold",
@@ -50,6 +50,7 @@ __all__ = [
     "RetentionPlan",
     "RetentionRun",
     "RetentionScheduler",
+    "Selection",
     "apply_retention",
     "held_by",
     "load_retention",
@@ -119,6 +120,29 @@ class RetentionConfig:
 def held_by(holds: tuple[Hold, ...], envelope: Mapping[str, Any]) -> Hold | None:
     """The first legal hold covering this event, if any."""
     return next((hold for hold in holds if hold.query.matches(envelope)), None)
+
+
+@dataclass(kw_only=True)
+class Selection:
+    """Indices chosen for redaction (retention or erasure), and those legal holds withheld, by hold name."""
+
+    indices: list[int] = field(default_factory=list)
+    withheld: dict[str, list[int]] = field(default_factory=dict)
+
+    def add(self, index: int, holds: tuple[Hold, ...], envelope: Mapping[str, Any]) -> None:
+        """Choose `index`, unless a legal hold covers its event."""
+        hold = held_by(holds, envelope)
+        if hold is not None:
+            self.withheld.setdefault(hold.name, []).append(index)
+        else:
+            self.indices.append(index)
+
+    def held(self, *, ranges: bool) -> list[dict[str, Any]]:
+        """What each hold withheld: its name and count (and the index ranges, for a plan; a record lists counts)."""
+        return [
+            {"hold": name, "count": len(ids), **({"ranges": index_ranges(ids)} if ranges else {})}
+            for name, ids in sorted(self.withheld.items())
+        ]
 
 
 def parse_interval(value: object, where: str = "retention.interval") -> float:
@@ -226,14 +250,11 @@ def load_retention(path: Path) -> RetentionConfig:
 
 
 @dataclass
-class PolicyPlan:
-    """What one policy redacts in a run: bodies received before `cutoff`."""
+class PolicyPlan(Selection):
+    """What one policy redacts in a run: bodies received before `cutoff` (`withheld`: expired, but held)."""
 
     policy: Policy
     cutoff: str
-    indices: list[int] = field(default_factory=list)
-    withheld: dict[str, list[int]] = field(default_factory=dict)
-    """Expired indices kept because of a legal hold, by hold name."""
 
 
 @dataclass
@@ -265,10 +286,7 @@ class RetentionPlan:
                     "cutoff": plan.cutoff,
                     "count": len(plan.indices),
                     "ranges": index_ranges(plan.indices),
-                    "held": [
-                        {"hold": name, "count": len(ids), "ranges": index_ranges(ids)}
-                        for name, ids in sorted(plan.withheld.items())
-                    ],
+                    "held": plan.held(ranges=True),
                 }
                 for plan in self.policies.values()
             ],
@@ -303,11 +321,7 @@ def plan_retention(
         received = envelope.get("received")
         if not isinstance(received, str) or received >= policy_plan.cutoff:
             continue
-        hold = held_by(config.holds, envelope)
-        if hold is not None:
-            policy_plan.withheld.setdefault(hold.name, []).append(event.index)
-        else:
-            policy_plan.indices.append(event.index)
+        policy_plan.add(event.index, config.holds, envelope)
     plan.policies = {name: p for name, p in plan.policies.items() if p.indices or p.withheld}
     return plan
 
@@ -334,44 +348,38 @@ def apply_retention(
 
     If another writer redacted some of the same events meanwhile, plans again once.
     """
-    for attempt in (1, 2):
-        plan = plan_retention(store, config, now)
-        if on_plan is not None:
-            on_plan(plan)
+
+    def commit(plan: RetentionPlan) -> RetentionRun:
         run = RetentionRun(plan)
-        try:
-            for policy_plan in plan.policies.values():
-                if not policy_plan.indices:
-                    continue
-                policy = policy_plan.policy
-                attrs = {
-                    "policy": policy.name,
-                    "days": policy.days,
-                    "cutoff": policy_plan.cutoff,
-                    "held": [{"hold": name, "count": len(ids)} for name, ids in sorted(policy_plan.withheld.items())],
-                }
-                done = run.redacted
+        for policy_plan in plan.policies.values():
+            if not policy_plan.indices:
+                continue
+            policy = policy_plan.policy
+            attrs = {
+                "policy": policy.name,
+                "days": policy.days,
+                "cutoff": policy_plan.cutoff,
+                "held": policy_plan.held(ranges=False),
+            }
+            done = run.redacted
 
-                def advance(count: int, base: int = done) -> None:
-                    if progress is not None:
-                        progress(base + count)
+            def advance(count: int, base: int = done) -> None:
+                if progress is not None:
+                    progress(base + count)
 
-                run.committed += commit_redactions(
-                    log,
-                    policy_plan.indices,
-                    source_id="retention",
-                    kind="log.redaction",
-                    action="retention.apply",
-                    reason=f"retention:{policy.name}",
-                    attrs=attrs,
-                    progress=advance,
-                )
-        except StoreError:
-            if attempt == 2:
-                raise
-            continue
+            run.committed += commit_redactions(
+                log,
+                policy_plan.indices,
+                source_id="retention",
+                kind="log.redaction",
+                action="retention.apply",
+                reason=f"retention:{policy.name}",
+                attrs=attrs,
+                progress=advance,
+            )
         return run
-    raise AssertionError("unreachable")
+
+    return redact_planned(lambda: plan_retention(store, config, now), commit, on_plan)
 
 
 class RetentionScheduler:

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -19,20 +18,13 @@ import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from _support import one_error_line, receipts_json, wait_until_serving
+from _support import free_port, one_error_line, receipts_json, wait_until_serving
 from conftest import run_cli
 from sealtrail.credentials import Credentials
 from sealtrail.datadir import DataDir
 from sealtrail.note import b64decode_strict, generate_ed25519, parse_signer, parse_verifier
 
 ZERO = "0" * 40
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -100,7 +92,7 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
     credentials = Credentials(DataDir(data).credentials)
     credentials.add_source("runner", "api", keys=(signer.verifier.vkey,), require_signature=True)
     token, _ = credentials.create_token("emitter", {"ingest"})
-    ready = Setup(tmp_path, data, skey, signer.verifier.vkey, token, _free_port(), tmp_path / "spool")
+    ready = Setup(tmp_path, data, skey, signer.verifier.vkey, token, free_port(), tmp_path / "spool")
     yield ready
     ready.stop()
 

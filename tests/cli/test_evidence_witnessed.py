@@ -9,8 +9,8 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from _support import devsecops_event
-from _witness_fixtures import served, wait_for
+from _support import devsecops_event, wait_for
+from _witness_fixtures import served
 from conftest import run_cli
 from sealtrail.credentials import Credentials
 from sealtrail.datadir import DataDir

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import pytest
 
 from _follow_fixtures import Branch
 from _s3 import S3Server
-from _support import ORIGIN, one_error_line
+from _support import ORIGIN, free_port, one_error_line
 from conftest import CliResult, run_cli
 from sealtrail.cosignature import CosignatureVerifier
 from sealtrail.follow import CONFLICTING_FILE, EVIDENCE_FILE, TRUSTED_FILE
@@ -36,13 +35,6 @@ def logs(tmp_path: Path) -> tuple[Branch, Branch]:
     a.grow(20)
     b.grow(20)
     return a, b
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_monitor_once_reports_ok_then_a_fork_with_evidence(
@@ -154,7 +146,7 @@ def test_mirror_serve_follows_serves_cosigns_and_stops_following_on_a_fork(
     refused = cli("mirror", site, "--vkey", a.vkey, "--to", copy, "--witness-key", key, "--once")
     assert refused.code == 1 and "chmod 600" in one_error_line(refused.stderr)
     key.chmod(0o600)
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     log = tmp_path / "mirror.log"
     proc = subprocess.Popen(
         [

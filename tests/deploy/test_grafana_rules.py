@@ -14,11 +14,9 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,7 @@ import yaml
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from _support import attacker_connection, devsecops_event, ndjson, wait_until_serving
+from _support import attacker_connection, devsecops_event, free_port, ndjson, wait_for, wait_until_serving
 from sealtrail.credentials import Credentials
 from sealtrail.datadir import DataDir
 from sealtrail.metrics import STATUS_METRICS
@@ -89,14 +87,6 @@ def _grafana_to_promql(expr: str) -> str:
 # --- the scrape the names are checked against ----------------------------------------------------------
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        time.sleep(0.02)
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
     """Every sample name a busy server exports, with its label names.
@@ -124,7 +114,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
             text: str = response.text
             return text
 
-        _wait_for(lambda: "sealtrail_verify_last_success_timestamp_seconds" in scrape())
+        wait_for(lambda: "sealtrail_verify_last_success_timestamp_seconds" in scrape())
         out: dict[str, set[str]] = {}
         for family in text_string_to_metric_families(scrape()):
             for sample in family.samples:
@@ -294,13 +284,6 @@ def test_promtool_checks_the_documented_config(tmp_path: Path) -> None:
 # --- a real Prometheus scraping a real server ---------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _start(command: list[str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
 
@@ -321,7 +304,7 @@ def serving(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
     directory = tmp_path / "data"
     config = tmp_path / "sealtrail.toml"
     config.write_text("[server]\nverify_interval = 0.5\ncheckpoint_interval = 0.1\n")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
     command = [sys.executable, "-m", "sealtrail", "serve", "--dir", str(directory), "--port", str(port)]
@@ -372,7 +355,7 @@ def test_prometheus_scrapes_with_the_documented_token_config_and_fires_the_integ
     prom_dir = tmp_path / "prometheus"
     prom_dir.mkdir()
     config = _config_with(prom_dir, read_token, url.removeprefix("http://"), "1s")
-    prom_port = _free_port()
+    prom_port = free_port()
     prom_url = f"http://127.0.0.1:{prom_port}"
     prom = _start(
         [
@@ -409,7 +392,7 @@ def test_prometheus_scrapes_with_the_documented_token_config_and_fires_the_integ
             assert int(size) >= 8
             return size
 
-        _wait_for(lambda: [r["value"][1] for r in query('sealtrail_tree_size{job="sealtrail"}')] == [served_size()], 60)
+        wait_for(lambda: [r["value"][1] for r in query('sealtrail_tree_size{job="sealtrail"}')] == [served_size()], 60)
         assert [r["value"][1] for r in query('up{job="sealtrail"}')] == ["1"]
         assert query('sealtrail_verify_ok{job="sealtrail"}')[0]["value"][1] == "1"
         groups = httpx.get(f"{prom_url}/api/v1/rules", timeout=5).json()["data"]["groups"]
@@ -422,6 +405,6 @@ def test_prometheus_scrapes_with_the_documented_token_config_and_fires_the_integ
         forged = bytes(entry).replace(b'"kind":"', b'"kind":"forged.', 1)
         attacker.execute("UPDATE events SET entry = ? WHERE idx = 5", (forged,))
         attacker.close()
-        _wait_for(lambda: firing("SealtrailIntegrityCheckFailed"), 60)
+        wait_for(lambda: firing("SealtrailIntegrityCheckFailed"), 60)
     finally:
         _stop(prom)

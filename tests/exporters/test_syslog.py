@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from _support import devsecops_event, devsecops_events
+from _support import devsecops_event, devsecops_events, free_port
 from sealtrail.datadir import DataDir
 from sealtrail.event import prepare
 from sealtrail.exporters.config import ForwardConfig
@@ -106,12 +106,6 @@ def _rsyslogd() -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 _CONFIG = """\
 global(workDirectory="{work}" maxMessageSize="64k")
 module(load="imtcp")
@@ -133,7 +127,7 @@ def rsyslog() -> Iterator[tuple[int, Path]]:
         os.chown(work, nobody.pw_uid, nobody.pw_gid)
         command = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups", *command]
     out = work / "out.log"
-    port = _free_port()
+    port = free_port()
     (work / "rsyslog.conf").write_text(_CONFIG.format(work=work, out=out, port=port))
     with (work / "stderr").open("wb") as stderr:
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,18 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from _support import wait_until_serving
+from _support import free_port, wait_until_serving
 from conftest import CliResult
 from sealtrail.datadir import DataDir
 
 ORIGIN_ARGS = ("--origin", "serve.sealtrail.test/log")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Server:
@@ -62,7 +54,7 @@ def _admin_token(server: Server) -> str:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    running = Server(tmp_path / "data", _free_port(), tmp_path / "serve.log")
+    running = Server(tmp_path / "data", free_port(), tmp_path / "serve.log")
     yield running
     if running.proc.poll() is None:
         running.proc.kill()

@@ -19,6 +19,7 @@ from cloudevents.v1.conversion import to_structured
 from cloudevents.v1.http import CloudEvent
 
 from _gl_fixtures import AUDIT_GIT_FETCH, MEMBER_ADD, PUSH
+from _support import free_port
 from _syslog_fixtures import fail2ban_logs, samples
 from sealtrail.credentials import Credentials
 
@@ -29,14 +30,7 @@ WHSEC = "whsec_" + base64.b64encode(b"standard-webhooks-key-for-tests!").decode(
 JENKINS_SECRET = "jenkins-basic-password"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-SYSLOG_PORT = _free_port()
+SYSLOG_PORT = free_port()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,7 +15,8 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from _witness_fixtures import MemoryLog, interop_data, wait_for
+from _support import free_port, wait_for
+from _witness_fixtures import MemoryLog, interop_data
 from conftest import run_cli
 from sealtrail.checkpoint import Checkpoint, sign_checkpoint
 from sealtrail.merkle import EMPTY_ROOT
@@ -314,13 +314,6 @@ class Served:
         assert self.proc.wait(timeout=30) in (0, -signal.SIGTERM)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Served, MemoryLog, Path]]:
     directory = tmp_path / "witness"
@@ -329,7 +322,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Served, MemoryLog, Path]]:
     log = MemoryLog(ORIGIN).grow(100)
     added = run_cli("witness", "add-log", ORIGIN, log.vkey, "--dir", directory)
     assert added.code == 0, added.stderr
-    running = Served(directory, _free_port(), tmp_path / "witness.log")
+    running = Served(directory, free_port(), tmp_path / "witness.log")
     yield running, log, directory
     if running.proc.poll() is None:
         running.proc.kill()
@@ -380,7 +373,7 @@ def test_state_survives_a_restart_of_the_server(served: tuple[Served, MemoryLog,
     server.stop()
     listed = run_cli("witness", "logs", "--dir", directory)
     assert f"{ORIGIN}  size=40  root={base64.b64encode(log.root(40)).decode()}" in listed.text
-    again = Served(directory, _free_port(), tmp_path / "witness-again.log")
+    again = Served(directory, free_port(), tmp_path / "witness-again.log")
     try:
         stale = httpx.post(f"{again.url}/add-checkpoint", content=log.request(0, 60), timeout=10)
         assert (stale.status_code, stale.content) == (409, b"40\n")

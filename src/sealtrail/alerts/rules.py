@@ -38,6 +38,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ..envelope import value_at
+
 __all__ = [
     "SEVERITIES",
     "SINK_TYPES",
@@ -52,7 +54,6 @@ __all__ = [
     "SinkConfig",
     "builtin_rules",
     "load_alerts_config",
-    "lookup",
     "parse_alerts_table",
     "parse_rule",
     "parse_rules_document",
@@ -107,19 +108,10 @@ class FieldPath:
     def get(self, envelope: Mapping[str, Any]) -> Any:
         """The value at the first alternative that is present (not None), else None."""
         for parts in self.alternatives:
-            value = lookup(envelope, parts)
+            value = value_at(envelope, *parts)
             if value is not None:
                 return value
         return None
-
-
-def lookup(envelope: Mapping[str, Any], parts: Sequence[str]) -> Any:
-    value: Any = envelope
-    for part in parts:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
 
 
 def _same(a: Any, b: Scalar) -> bool:

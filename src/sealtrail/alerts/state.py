@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from ..sqlitedb import ThreadConnections, immediate
 
 __all__ = ["AlertStore", "Queued"]
 
@@ -67,48 +67,19 @@ class AlertStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        self._db = ThreadConnections(path)
         if not path.exists():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
             os.close(fd)
-        self._conn().executescript(_SCHEMA)
-
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=10000")
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        self._db.get().executescript(_SCHEMA)
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
-        self._local = threading.local()
+        self._db.close()
 
     # -- cursor and engine state --------------------------------------------------------------
 
     def meta(self, key: str) -> str | None:
-        row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._db.get().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def cursor(self) -> int | None:
@@ -116,12 +87,12 @@ class AlertStore:
         return None if value is None else int(value)
 
     def load_state(self) -> dict[str, Any]:
-        rows = self._conn().execute("SELECT key, value FROM state").fetchall()
+        rows = self._db.get().execute("SELECT key, value FROM state").fetchall()
         return {str(key): orjson.loads(value) for key, value in rows}
 
     def start(self, origin: str, cursor: int) -> None:
         """Begin following the log `origin` at `cursor`, forgetting the state of any other log."""
-        with self._transaction() as conn:
+        with immediate(self._db.get()) as conn:
             if self._meta_in(conn, "origin") not in (None, origin):
                 conn.execute("DELETE FROM state")
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('origin', ?)", (origin,))
@@ -146,7 +117,7 @@ class AlertStore:
         Returns how many outbox rows were added (a row already queued is not queued twice).
         """
         added = 0
-        with self._transaction() as conn:
+        with immediate(self._db.get()) as conn:
             for key, value in changes.items():
                 if value is None:
                     conn.execute("DELETE FROM state WHERE key = ?", (key,))
@@ -175,7 +146,7 @@ class AlertStore:
     def head(self, sink: str) -> Queued | None:
         """The oldest alert queued for `sink` (delivered strictly in order)."""
         row = (
-            self._conn()
+            self._db.get()
             .execute(
                 "SELECT seq, sink, alert_id, body, created, attempts, next_attempt, last_error FROM outbox "
                 "WHERE sink = ? ORDER BY seq LIMIT 1",
@@ -188,12 +159,12 @@ class AlertStore:
         return Queued(row[0], row[1], row[2], orjson.loads(row[3]), row[4], row[5], row[6], row[7])
 
     def delivered(self, item: Queued) -> None:
-        with self._transaction() as conn:
+        with immediate(self._db.get()) as conn:
             conn.execute("DELETE FROM outbox WHERE seq = ?", (item.seq,))
             self._bump(conn, f"sink:{item.sink}", "delivered", 1)
 
     def retry(self, item: Queued, next_attempt: float, error: str) -> None:
-        with self._transaction() as conn:
+        with immediate(self._db.get()) as conn:
             conn.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE seq = ?",
                 (next_attempt, error[:500], item.seq),
@@ -202,18 +173,18 @@ class AlertStore:
 
     def give_up(self, item: Queued, reason: str) -> None:
         """Drop an alert the sink refused for good ("rejected") or that waited too long ("expired")."""
-        with self._transaction() as conn:
+        with immediate(self._db.get()) as conn:
             conn.execute("DELETE FROM outbox WHERE seq = ?", (item.seq,))
             self._bump(conn, f"sink:{item.sink}", reason, 1)
 
     def queued_sinks(self) -> list[str]:
         """The sinks with alerts waiting, by name."""
-        return [str(row[0]) for row in self._conn().execute("SELECT DISTINCT sink FROM outbox ORDER BY sink")]
+        return [str(row[0]) for row in self._db.get().execute("SELECT DISTINCT sink FROM outbox ORDER BY sink")]
 
     def depth(self, sink: str) -> int:
-        row = self._conn().execute("SELECT COUNT(*) FROM outbox WHERE sink = ?", (sink,)).fetchone()
+        row = self._db.get().execute("SELECT COUNT(*) FROM outbox WHERE sink = ?", (sink,)).fetchone()
         return int(row[0])
 
     def counters(self) -> dict[tuple[str, str], int]:
-        rows = self._conn().execute("SELECT scope, name, value FROM counters").fetchall()
+        rows = self._db.get().execute("SELECT scope, name, value FROM counters").fetchall()
         return {(str(scope), str(name)): int(value) for scope, name, value in rows}

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from ..datadir import DataDir
 from ..note import Ed25519Verifier, NoteError, parse_verifier
 
-__all__ = ["DirOption", "data_dir", "fail", "key_argument", "progress_bar", "reported_errors", "stderr"]
+__all__ = [
+    "DirOption",
+    "ProgressBar",
+    "data_dir",
+    "fail",
+    "key_argument",
+    "progress_bar",
+    "reported_errors",
+    "stderr",
+]
 
 stderr = Console(stderr=True)
 
@@ -62,9 +71,23 @@ def key_argument(value: str) -> Ed25519Verifier:
     return parse_verifier(text.strip())
 
 
+class ProgressBar:
+    """A progress callback taking the count done so far; `set_total` gives the total once it is known."""
+
+    def __init__(self, progress: Progress, task: TaskID) -> None:
+        self._progress = progress
+        self._task = task
+
+    def __call__(self, done: int) -> None:
+        self._progress.update(self._task, completed=done)
+
+    def set_total(self, total: int) -> None:
+        self._progress.update(self._task, total=total)
+
+
 @contextmanager
-def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A Rich progress bar on stderr; yields a callback taking the count done so far."""
+def progress_bar(description: str, total: int | None = None) -> Iterator[ProgressBar]:
+    """A Rich progress bar on stderr (shown on a terminal only); None: the total is not known yet."""
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -76,4 +99,4 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]
     )
     task = progress.add_task(description, total=total)
     with progress:
-        yield lambda done: progress.update(task, completed=done)
+        yield ProgressBar(progress, task)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -18,14 +16,13 @@ from typing import Annotated
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..erasure import ErasurePlan, erase, new_request_reference, plan_erasure
 from ..query import EventQuery, names_subject
 from ..redaction import Committed, index_ranges
 from ..retention import RetentionConfig, RetentionPlan, apply_retention, load_retention, plan_retention
-from ._common import DirOption, data_dir, fail, reported_errors, stderr
+from ._common import DirOption, data_dir, fail, progress_bar, reported_errors
 
 __all__ = ["app", "register"]
 
@@ -110,23 +107,6 @@ def _print_retention_plan(plan: RetentionPlan) -> None:
     out.print(f"would redact {plan.total} event bodies; legal holds keep {plan.withheld}")
 
 
-@contextmanager
-def _redacting() -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
-    """A progress bar on stderr whose total is set once the plan is known: yields (set_total, advance)."""
-    progress = Progress(
-        TextColumn("[bold]redacting"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=stderr,
-        transient=True,
-        disable=not stderr.is_terminal,
-    )
-    task = progress.add_task("redacting", total=None)
-    with progress:
-        yield (lambda total: progress.update(task, total=total)), (lambda done: progress.update(task, completed=done))
-
-
 def _print_committed(label: str, committed: list[Committed]) -> None:
     for item in committed:
         indices = [r.index for r in item.redactions]
@@ -165,8 +145,8 @@ def apply(dir: DirOption = None, config: ConfigOption = None, now: NowOption = N
         directory = data_dir(dir)
         store = directory.store()
         try:
-            with directory.open_log() as log, _redacting() as (set_total, advance):
-                run = apply_retention(log, store, retention, _now(now), advance, on_plan=lambda p: set_total(p.total))
+            with directory.open_log() as log, progress_bar("redacting") as bar:
+                run = apply_retention(log, store, retention, _now(now), bar, on_plan=lambda p: bar.set_total(p.total))
         finally:
             store.close()
     for committed in run.committed:
@@ -228,7 +208,7 @@ def erase_command(
                     raise fail("not erasing without confirmation: pass --yes")
                 typer.confirm(f"redact {len(preview.indices)} event bodies for good?", abort=True)
             reference = request or new_request_reference()
-            with directory.open_log() as log, _redacting() as (set_total, advance):
+            with directory.open_log() as log, progress_bar("redacting") as bar:
                 run = erase(
                     log,
                     store,
@@ -237,8 +217,8 @@ def erase_command(
                     request=reference,
                     reason=reason,
                     holds=holds,
-                    progress=advance,
-                    on_plan=lambda p: set_total(len(p.indices)),
+                    progress=bar,
+                    on_plan=lambda p: bar.set_total(len(p.indices)),
                 )
         finally:
             store.close()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +10,8 @@ import typer
 
 from ..checkpoint import parse_checkpoint
 from ..fetch import open_source
-from ..note import b64decode_strict, b64encode, parse_note
+from ..monitor import TrustedCheckpoint, load_state, save_state
+from ..note import b64encode, parse_note
 from ..objectstore import DirectorySink
 from ..publish import Publisher
 from ..verify import AuditError, TrustedState, verify_tiles_log
@@ -48,25 +47,6 @@ def export(
         )
 
 
-def _load_state(path: Path) -> TrustedState | None:
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text())
-        return TrustedState(data["origin"], int(data["size"]), b64decode_strict(data["root"]))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise OSError(f"state file {path} is unreadable ({exc}); move it away to start trusting afresh") from None
-
-
-def _save_state(path: Path, origin: str, size: int, root: bytes, note: bytes | None) -> None:
-    body = {"origin": origin, "size": size, "root": b64encode(root)}
-    if note is not None:
-        body["checkpoint"] = note.decode()
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(body, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 @app.command("verify")
 def verify(
     source: Annotated[str, typer.Argument(help="Directory, http(s) URL prefix or s3://bucket/prefix of a tiles log.")],
@@ -87,14 +67,20 @@ def verify(
     with reported_errors():
         verifier = key_argument(vkey)
         log_origin = origin or verifier.name
-        trusted = _load_state(state) if state else None
+        seen = load_state(state, log_origin, verifier) if state else None
+        trusted = TrustedState(log_origin, seen.checkpoint.size, seen.checkpoint.root) if seen else None
         tiles = open_source(source, token, endpoint_url)
         try:
             note = tiles.fetch("checkpoint")
             size_hint = parse_checkpoint(parse_note(note)[0]).size if note else 0
+
+            def fetch(path: str) -> bytes | None:
+                """The source, with the checkpoint read once: the one verified is the one kept in --state."""
+                return note if path == "checkpoint" else tiles.fetch(path)
+
             with progress_bar("verifying", size_hint) as progress:
                 latest = verify_tiles_log(
-                    tiles.fetch,
+                    fetch,
                     log_origin,
                     verifier,
                     extra_checkpoints=tiles.archived_checkpoints(),
@@ -106,5 +92,5 @@ def verify(
         finally:
             tiles.close()
         if state:
-            _save_state(state, log_origin, latest.size, latest.root, note)
+            save_state(state, TrustedCheckpoint(latest, note))
     print(f"ok: {log_origin} size {latest.size} root {b64encode(latest.root)} verified")

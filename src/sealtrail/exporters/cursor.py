@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from ..sqlitedb import immediate
+
 __all__ = ["CursorStore", "DeadLetterRow", "ForwarderLock", "ForwarderLockedError"]
 
 _SCHEMA = (
@@ -37,7 +39,7 @@ class DeadLetterRow:
 
 
 class CursorStore:
-    """forwarders.db: cursors and dead letters (one connection per thread)."""
+    """forwarders.db: cursors and dead letters (a connection per call, so any thread may use it)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -76,8 +78,7 @@ class CursorStore:
         now = datetime.now(UTC).isoformat()
         conn = self._connect()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 conn.executemany(
                     "INSERT OR IGNORE INTO dead_letters(name, idx, leaf_hash, reason, at) VALUES (?, ?, ?, ?, ?)",
                     [(name, index, leaf, reason, now) for index, leaf, reason in dead],
@@ -87,10 +88,6 @@ class CursorStore:
                     "SET next_index = max(next_index, excluded.next_index), updated = excluded.updated",
                     (name, next_index, now),
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         finally:
             conn.close()
 

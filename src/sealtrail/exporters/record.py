@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from ..envelope import value_at
+
 __all__ = [
     "REDACTED_KIND",
     "ForwardRecord",
@@ -89,12 +91,7 @@ class ForwardRecord:
 
     def get(self, *path: str) -> Any:
         """A nested envelope field (record.get("actor", "ip")), or None."""
-        value: Any = self.event
-        for key in path:
-            if not isinstance(value, Mapping):
-                return None
-            value = value.get(key)
-        return value
+        return value_at(self.event, *path)
 
     def text(self, *path: str) -> str | None:
         """A nested envelope field if it is a non-empty string."""

@@ -12,7 +12,6 @@ of a size, and any deletion.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from ..merkle import EMPTY_ROOT, HASH_SIZE, ProofError, verify_append_only
 from ..note import NoteError, is_valid_name, parse_verifier
+from ..sqlitedb import ThreadConnections, immediate
 from .protocol import Refusal
 
 __all__ = ["EVIDENCE_PER_LOG", "Evidence", "LogState", "WitnessState"]
@@ -91,34 +91,15 @@ class WitnessState:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        self._db = ThreadConnections(path, ["PRAGMA foreign_keys=ON"])
         try:
-            self._conn().executescript(_SCHEMA)  # every statement is IF NOT EXISTS
+            self._db.get().executescript(_SCHEMA)  # every statement is IF NOT EXISTS
         except sqlite3.DatabaseError as exc:
             self.close()
             raise ValueError(f"{path} is not a witness database: {exc}") from None
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=10000")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
-
     def close(self) -> None:
-        with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
-        self._local = threading.local()
+        self._db.close()
 
     # -- configuration ---------------------------------------------------------
 
@@ -136,9 +117,7 @@ class WitnessState:
             raise ValueError(f"log key: {exc}") from None
         if not is_valid_name(verifier.name):
             raise ValueError(f"log key name {verifier.name!r} is not a valid key name")
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self._db.get()) as conn:
             new = conn.execute("SELECT 1 FROM logs WHERE origin = ?", (origin,)).fetchone() is None
             if new:
                 conn.execute(
@@ -149,31 +128,27 @@ class WitnessState:
                 "WHERE NOT EXISTS (SELECT 1 FROM log_keys WHERE origin = ?1 AND vkey = ?2)",
                 (origin, verifier.vkey, _now()),
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return new
 
     def keys(self, origin: str) -> list[str] | None:
         """The vkeys trusted for `origin`, or None if this witness does not witness it."""
-        rows = self._conn().execute("SELECT vkey FROM log_keys WHERE origin = ? ORDER BY added, vkey", (origin,))
+        rows = self._db.get().execute("SELECT vkey FROM log_keys WHERE origin = ? ORDER BY added, vkey", (origin,))
         keys = [str(vkey) for (vkey,) in rows]
         return keys or None
 
     def log(self, origin: str) -> LogState | None:
-        conn = self._conn()
+        conn = self._db.get()
         row = conn.execute("SELECT size, root, updated FROM logs WHERE origin = ?", (origin,)).fetchone()
         if row is None:
             return None
         return LogState(origin, int(row[0]), bytes(row[1]), tuple(self.keys(origin) or ()), str(row[2]))
 
     def logs(self) -> list[LogState]:
-        origins = [str(origin) for (origin,) in self._conn().execute("SELECT origin FROM logs ORDER BY origin")]
+        origins = [str(origin) for (origin,) in self._db.get().execute("SELECT origin FROM logs ORDER BY origin")]
         return [state for origin in origins if (state := self.log(origin)) is not None]
 
     def evidence(self, origin: str) -> list[Evidence]:
-        rows = self._conn().execute(
+        rows = self._db.get().execute(
             "SELECT origin, received, status, reason, request FROM evidence WHERE origin = ? ORDER BY id", (origin,)
         )
         return [Evidence(str(o), str(r), int(s), str(why), bytes(req)) for o, r, s, why, req in rows]
@@ -192,17 +167,10 @@ class WitnessState:
             raise Refusal(400, "the checkpoint's root hash is not 32 bytes")
         if old_size > new_size:
             raise Refusal(400, f"old size {old_size} is larger than the checkpoint's size {new_size}")
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self._db.get()) as conn:
             refusal = self._check_and_swap(conn, origin, old_size, new_size, new_root, proof)
             if refusal is not None and refusal.status in (409, 422) and refusal.size is None:
                 self._keep_evidence(conn, origin, refusal, request)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         if refusal is not None:
             raise refusal
 
