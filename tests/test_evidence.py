@@ -200,3 +200,12 @@ def test_every_changed_byte_of_the_zip_fails(data_dir: DataDir, log: Log, tmp_pa
     # content bytes are blamed on their own files; header bytes on the zip (or the name they corrupt)
     assert set(files) <= blamed
     assert "bundle.zip" in blamed
+
+
+def test_a_manifest_naming_a_file_it_does_not_list_is_refused(data_dir: DataDir, log: Log) -> None:
+    """A forger who drops an event's files and rewrites the manifest's file list (not its events) is named."""
+    files = _bundle(data_dir, log, [4])
+    forged = _reseal({k: v for k, v in files.items() if k not in ("events/4.json", "proofs/4.tlog-proof")})
+    with pytest.raises(EvidenceError) as caught:
+        verify_bundle(forged)
+    assert caught.value.file == "proofs/4.tlog-proof" and caught.value.index == 4

@@ -300,7 +300,9 @@ def verify_bundle(
         if proof_name != _proof_file(index) or event_name not in (None, _event_file(index)):
             raise EvidenceError(MANIFEST, "names the wrong files for an entry", index)
         expected_files.add(proof_name)
-        proof_bytes = files[proof_name]
+        proof_bytes = files.get(proof_name)
+        if proof_bytes is None:
+            raise EvidenceError(proof_name, "is missing from the bundle", index)
         try:
             proof = parse_tlog_proof(proof_bytes)
         except TlogProofError as exc:
@@ -316,7 +318,9 @@ def verify_bundle(
             redacted += 1
         else:
             expected_files.add(event_name)
-            entry = files[event_name]
+            entry = files.get(event_name)
+            if entry is None:
+                raise EvidenceError(event_name, "is missing from the bundle", index)
             if leaf_hash(entry) != proof.extra:
                 raise EvidenceError(event_name, "does not hash to the leaf hash its proof is for", index)
             for digest in blob_digests(entry):
