@@ -105,6 +105,8 @@ class Integrity:
     cosigners: list[str]
     verified: bool | None
     verify_detail: str
+    witness_policy: str | None = None
+    """The witness policy this checkpoint met (e.g. `2 of 3: ...`); None: no policy was met or configured."""
 
 
 @dataclass

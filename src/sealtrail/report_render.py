@@ -55,6 +55,7 @@ def _markdown(report: Report) -> str:
         "",
         f"- Checkpoint: size {i.size}, root `{i.root}`",
         f"- Witness cosignatures: {', '.join(i.cosigners) if i.cosigners else 'none'}",
+        f"- Witness policy: {'met (' + i.witness_policy + ')' if i.witness_policy else 'none met'}",
         f"- Full verification: {verified}{' — ' + i.verify_detail if i.verify_detail else ''}",
         "",
         "```",
@@ -121,6 +122,8 @@ each row names its log index.</p>
 <h2>Integrity</h2>
 <ul>
 <li>Witness cosignatures: {{ r.integrity.cosigners | join(", ") if r.integrity.cosigners else "none" }}</li>
+<li>Witness policy: {% if r.integrity.witness_policy %}met ({{ r.integrity.witness_policy }}){% else %}none met
+{% endif %}</li>
 <li>Full verification: {% if r.integrity.verified is none %}not run{% elif r.integrity.verified %}passed{% else %}
 <span class="bad">FAILED</span>{% endif %} {{ r.integrity.verify_detail }}</li>
 </ul>

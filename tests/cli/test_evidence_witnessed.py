@@ -24,13 +24,13 @@ from sealtrail.witnessing import WitnessConfig, WitnessingSettings
 ORIGIN = "evidence.sealtrail.test/log"
 
 
-def test_bundle_carries_the_witness_cosignature(tmp_path: Path) -> None:
+def _witnessed_log(tmp_path: Path) -> tuple[DataDir, Witness, str, int]:
+    """A log of 12 events whose checkpoint a real witness on loopback cosigned (policy 1 of 1); its witness's URL."""
     directory = DataDir(tmp_path / "log")
     directory.init(ORIGIN)
     state = WitnessState(tmp_path / "witness.db")
     state.add_log(ORIGIN, directory.verifier().vkey)
     witness = Witness(state, generate_ed25519("witness.example/w1"))
-    witness_vkey = witness.verifier.vkey
     credentials = Credentials(directory.credentials)
     credentials.add_source("ci", "api")
     ingest, _ = credentials.create_token("ingest", {"ingest"})
@@ -57,9 +57,14 @@ def test_bundle_carries_the_witness_cosignature(tmp_path: Path) -> None:
                     store.close()
 
             wait_for(witnessed, what="a checkpoint that met the witness policy")
+    return directory, witness, running.url, size
 
+
+def test_bundle_carries_the_witness_cosignature(tmp_path: Path) -> None:
+    directory, witness, url, _ = _witnessed_log(tmp_path)
+    witness_vkey = witness.verifier.vkey
     config = tmp_path / "sealtrail.toml"
-    config.write_text(f'[[witnessing.witness]]\nurl = "{running.url}"\nvkey = "{witness_vkey}"\n')
+    config.write_text(f'[[witnessing.witness]]\nurl = "{url}"\nvkey = "{witness_vkey}"\n')
     out = tmp_path / "evidence.zip"
     exported = run_cli("evidence", "export", out, "--dir", directory.path, "--index", "3", "--config", config)
     assert exported.code == 0, exported.stderr
@@ -78,3 +83,14 @@ def test_bundle_carries_the_witness_cosignature(tmp_path: Path) -> None:
                       "--min-cosignatures", "1")  # fmt: skip
     assert refused.code == 1
     assert "checkpoint: has 0 valid witness cosignatures, fewer than the 1 required" in refused.stderr
+
+
+def test_report_rests_on_the_witnessed_checkpoint(tmp_path: Path) -> None:
+    """`sealtrail report` names the latest checkpoint that met the witness policy, with its cosigners."""
+    directory, witness, _, size = _witnessed_log(tmp_path)
+    result = run_cli("report", "--dir", directory.path, "--from", "2026-01-01", "--format", "json")
+    assert result.code == 0, result.stderr
+    integrity = json.loads(result.stdout)["integrity"]
+    assert integrity["size"] >= size and integrity["cosigners"] == [witness.verifier.name]
+    assert integrity["witness_policy"].startswith("1 of 1: witness.example/w1+")
+    assert integrity["verified"] is True

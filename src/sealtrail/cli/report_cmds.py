@@ -43,7 +43,8 @@ def report(
 ) -> None:
     """Changes and approvals, production deploys, access changes, failed logins, and integrity status.
 
-    The report names the checkpoint it rests on and the log index of every row, so its figures can be re-derived.
+    The report rests on the latest checkpoint that met the witness policy (else the latest one), names it, and
+    gives the log index of every row, so its figures can be re-derived.
     """
     if fmt not in FORMATS:
         raise fail(f"--format must be one of {', '.join(FORMATS)}")
@@ -57,8 +58,10 @@ def report(
         store = directory.store()
         try:
             with store.snapshot():
-                size, note = LogView(store).latest_checkpoint()
+                witnessed = store.latest_witnessed()  # rest on the latest checkpoint the witnesses vouch for
+                size, note = LogView(store).checkpoint(witnessed[0] if witnessed else None)
                 integrity = _integrity(directory, store, size, note, verify, now)
+                integrity.witness_policy = witnessed[1] if witnessed else None
                 with progress_bar("reading", size) as progress:
                     entries = ((i, orjson.loads(entry)) for i, entry in store.entries(0, size))
                     result = build_report(
