@@ -91,6 +91,12 @@ def test_events_in_become_alert_events_in_the_log_and_reach_a_webhook(
         service.start()
         indices = append(log, burst("198.51.100.23"))
         wait_until(lambda: receiver.count() == 2, what="two alerts at the receiver")
+
+        def settled() -> bool:  # the follower passed its own alert events; the sender marked both delivered
+            status = service.status()
+            return status.cursor == log.size and status.sinks[0].delivered == 2
+
+        wait_until(settled, what="the cursor past the alert events and both marked delivered")
     recorded = alert_events(data_dir)
     assert [e["kind"] for e in recorded] == ["alert.failed-auth-burst-ip", "alert.failed-auth-burst-user"]
     by_ip = recorded[0]
