@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import pickle
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -17,11 +18,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from sealtrail.event import (
     EventError,
+    PreparedBatch,
+    PreparedEvent,
     delivery_id,
     format_time,
     is_out_of_line,
     normalise,
     prepare,
+    prepare_batch,
+    prepare_into,
     sign_event,
     signing_bytes,
     uuid7,
@@ -599,3 +604,93 @@ def test_wrong_key_fails() -> None:
 
     with pytest.raises(EventError):
         verify_event_signature(signed, [Impostor()])
+
+
+# --- prepared batches: columns that stand for a list of PreparedEvents ----------------------------
+
+
+def _varied_events() -> list[dict[str, Any]]:
+    """Events with one key, two keys (an id and a different delivery), an out-of-line raw payload."""
+    big_raw = {"log": "x" * (ENTRY_MAX + 10)}
+    return [
+        minimal(id=EVENT_ID, attrs={"n": 1}),
+        minimal(source={"type": "github", "id": "acme/api", "delivery": "d-1"}),
+        minimal(
+            id="0192f1e4-7a3b-7c1d-9e2f-0a1b2c3d4e60", source={"type": "github", "id": "acme/api", "delivery": "d-2"}
+        ),
+        minimal(id="0192f1e4-7a3b-7c1d-9e2f-0a1b2c3d4e61", raw=big_raw),
+        minimal(
+            id="0192f1e4-7a3b-7c1d-9e2f-0a1b2c3d4e62",
+            actor={"name": "alice", "ip": "192.0.2.7"},
+            target={"id": "acme/api"},
+            env="prod",
+        ),
+    ]
+
+
+def _batch_of(events: list[dict[str, Any]]) -> tuple[PreparedBatch, list[PreparedEvent]]:
+    """The events prepared into a batch and, with the same salts (and ids or deliveries), one by one."""
+    salted = [dict(event, salt=base64.b64encode(bytes([n]) * 16).decode()) for n, event in enumerate(events)]
+    batch = PreparedBatch()
+    for event in salted:
+        prepare_into(batch, event, received=RECEIVED)
+    return batch, [prepare(event, received=RECEIVED) for event in salted]
+
+
+def test_a_batch_holds_what_prepare_makes() -> None:
+    batch, one_by_one = _batch_of(_varied_events())
+    assert len(batch) == len(one_by_one)
+    assert list(batch) == one_by_one
+    assert batch[-1] == one_by_one[-1] and batch[1] == one_by_one[1]
+    assert len(batch[2].keys) == 2 and batch.more_keys == {2: batch[2].keys[1:]}
+    assert batch[3].blob is not None and set(batch.blobs) == {3}
+    assert all(event.index_row is not None for event in batch)
+    with pytest.raises(IndexError):
+        batch[len(one_by_one)]
+
+
+def test_batch_slices_and_joins_keep_keys_and_blobs_with_their_events() -> None:
+    batch, one_by_one = _batch_of(_varied_events())
+    for start, stop in ((0, 2), (2, 5), (3, 4), (1, 1), (4, 99)):
+        assert list(batch[start:stop]) == one_by_one[start:stop]
+    joined = PreparedBatch()
+    joined.extend(batch[3:])
+    joined.extend(batch[:3])
+    joined.extend(one_by_one[:1])  # a list of PreparedEvents joins too
+    assert list(joined) == [*one_by_one[3:], *one_by_one[:3], one_by_one[0]]
+    assert set(joined.blobs) == {0} and set(joined.more_keys) == {4}
+    with pytest.raises(ValueError, match="contiguous"):
+        batch[::2]
+
+
+def test_batch_keys_are_every_dedup_key_at_its_event_index() -> None:
+    batch, one_by_one = _batch_of(_varied_events())
+    expected = sorted((key, 100 + n) for n, event in enumerate(one_by_one) for key in event.keys)
+    assert sorted(batch.key_rows(100)) == expected
+    assert sorted(batch.all_keys()) == sorted(key for key, _ in expected)
+
+
+def test_a_batch_pickles_as_columns_and_comes_back_equal() -> None:
+    batch, one_by_one = _batch_of(_varied_events())
+    again = pickle.loads(pickle.dumps(batch))
+    assert isinstance(again, PreparedBatch)
+    assert list(again) == one_by_one
+    assert again.rows == batch.rows
+
+
+def test_batch_of_events_without_search_rows_leaves_them_to_the_store() -> None:
+    event = prepare(minimal(), received=RECEIVED)._replace(index_row=None)
+    batch = PreparedBatch.of([event])
+    assert batch[0].index_row is None
+    assert PreparedBatch.of(batch) is batch
+    with pytest.raises(ValueError, match="no dedup key"):
+        PreparedBatch.of([event._replace(keys=())])
+
+
+def test_a_bad_kind_is_refused_whether_or_not_good_ones_came_first() -> None:
+    prepare(minimal(kind="deploy.prod"), received=RECEIVED)
+    for kind in ("deploy.prod.", "Deploy.prod", "deploy prod"):
+        with pytest.raises(EventError, match=r"^kind: expected a lowercase dotted category"):
+            prepare(minimal(kind=kind), received=RECEIVED)
+    with pytest.raises(EventError, match=r"^event 1: kind: "):
+        prepare_batch(json.dumps([minimal(), minimal(kind="no good")]))

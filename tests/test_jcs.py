@@ -280,6 +280,25 @@ def test_large_integers(value: Any) -> None:
     assert_same_as_reference(value)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [2**53, -(2**53), [2**53], [1, -(2**60)], {"a": 1, "b": 10**17}, {"a": [{"b": [0, 10**16]}]}],
+)
+def test_large_integers_are_refused_wherever_they_stand(value: Any) -> None:
+    with pytest.raises(CanonicalJsonError):
+        canonical_json(value)
+    with pytest.raises(CanonicalJsonError):
+        canonical_json(parse_json(json.dumps(value).encode()))
+
+
+@pytest.mark.parametrize(
+    "value", ["sha 0123456789012345678901234567", "a:1234567890123456", "[1234567890123456789", ",-12345678901234567"]
+)
+def test_digit_runs_inside_strings_are_strings(value: str) -> None:
+    """Including those that look like a number after `:`, `,` or `[` (they take the reference path)."""
+    assert canonical_json({"attrs": [value, {"k": value}]}) == rfc8785.dumps({"attrs": [value, {"k": value}]})
+
+
 def test_large_integer_error_is_canonical_json_error() -> None:
     with pytest.raises(CanonicalJsonError):
         canonical_json(2**53 + 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -25,7 +26,7 @@ from _support import (
 )
 from sealtrail.checkpoint import open_checkpoint
 from sealtrail.datadir import DataDir
-from sealtrail.event import delivery_id, prepare
+from sealtrail.event import PreparedBatch, delivery_id, prepare
 from sealtrail.log import Log, Receipt
 from sealtrail.note import generate_ed25519
 from sealtrail.store.base import StoreError
@@ -261,6 +262,59 @@ def test_group_commit_from_many_threads(data_dir: DataDir) -> None:
         assert rfc6962_leaf(stored[receipt.index]) == receipt.leaf_hash
         assert orjson.loads(stored[receipt.index])["id"] == receipt.id
     assert _audit(data_dir) == total
+
+
+def test_batches_lists_and_repeats_in_one_group_commit_split_by_max_batch(data_dir: DataDir) -> None:
+    """However the sequencer groups submits into commits of at most max_batch, each submit gets its
+    receipts in order, and the store holds every new event once, with its search row."""
+    first = PreparedBatch.of(devsecops_events(0, 20, "grp"))
+    listed = devsecops_events(20, 3, "grp")
+    repeats = PreparedBatch.of([*devsecops_events(23, 4, "grp"), listed[1], first[5]])
+    with data_dir.open_log(checkpoint_interval=3600, max_batch=7) as log:
+        futures = [log.submit(first), log.submit(listed), log.submit(repeats)]
+        receipts = [future.result(timeout=60) for future in futures]
+    assert [[r.index for r in mine] for mine in receipts] == [list(range(20)), [20, 21, 22], [23, 24, 25, 26, 21, 5]]
+    assert [r.duplicate for r in receipts[2]] == [False] * 4 + [True, True]
+    stored = dict(stored_entries(data_dir.db))
+    assert len(stored) == 27
+    new = [*first, *listed, *repeats[:4]]
+    for receipt, event in zip([*receipts[0], *receipts[1], *receipts[2][:4]], new, strict=True):
+        assert (stored[receipt.index], receipt.id, receipt.leaf_hash) == (event.entry, event.id, event.leaf_hash)
+    assert (receipts[2][4].id, receipts[2][5].id) == (listed[1].id, first[5].id)
+    assert count_rows(data_dir.db, "search") == 27
+    assert _audit(data_dir) == 27
+
+
+def test_a_failed_commit_fails_its_submit_and_the_log_goes_on(data_dir: DataDir) -> None:
+    conn = sqlite3.connect(data_dir.db)
+    conn.execute(
+        "CREATE TRIGGER refuse_ten BEFORE INSERT ON events WHEN NEW.idx = 10 "
+        "BEGIN SELECT RAISE(ABORT, 'the disk says no'); END"
+    )
+    conn.commit()
+    conn.close()
+    doomed = devsecops_events(2, 12, "fail")
+    with data_dir.open_log(checkpoint_interval=3600, max_batch=4) as log:
+        assert [r.index for r in log.append(devsecops_events(0, 2, "fail"))] == [0, 1]
+        with pytest.raises(sqlite3.IntegrityError, match="the disk says no"):
+            log.append(doomed)  # commits 2..5 and 6..9, then fails: not acknowledged as a whole
+        assert log.size == 10
+        conn = sqlite3.connect(data_dir.db)
+        conn.execute("DROP TRIGGER refuse_ten")
+        conn.commit()
+        conn.close()
+        retried = log.append(doomed)
+    assert [r.index for r in retried] == list(range(2, 14))
+    assert [r.duplicate for r in retried] == [True] * 8 + [False] * 4
+    assert count_rows(data_dir.db, "events") == count_rows(data_dir.db, "search") == 14
+    assert _audit(data_dir) == 14
+
+
+def test_an_event_without_a_dedup_key_is_refused_and_the_sequencer_goes_on(log: Log) -> None:
+    keyless = devsecops_events(0, 1, "nokey")[0]._replace(keys=())
+    with pytest.raises(ValueError, match="no dedup key"):
+        log.append([keyless])
+    assert [r.index for r in log.append(devsecops_events(1, 2, "nokey"))] == [0, 1]
 
 
 def test_checkpoints_signed_after_each_batch(data_dir: DataDir, log: Log) -> None:

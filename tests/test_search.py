@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +17,7 @@ from sealtrail.search import (
     COLUMNS,
     MAX_TIME_TERMS,
     TEXT_MAX,
+    IndexRows,
     Query,
     QueryError,
     decode_cursor,
@@ -193,6 +195,26 @@ def test_a_time_that_is_not_canonical_gets_no_column_and_no_bucket() -> None:
         row = index_row(orjson.dumps({"kind": "deploy", "time": moment}))
         assert row[0] is None
         assert not any(term.startswith(("_y", "_h")) for term in row[13].split())
+
+
+def test_index_rows_hold_rows_by_column_and_give_them_back() -> None:
+    rows = [index_row(prepare(devsecops_event(n)).entry) for n in range(6)]
+    columns = IndexRows()
+    columns.extend(rows[:4])
+    columns.append(rows[4])
+    columns.append(None)  # a row left to the store
+    assert len(columns) == 6 and len(columns.cells) == 6 * len(COLUMNS)
+    assert list(columns) == [*rows[:5], None]
+    assert columns[1] == rows[1] and columns[-2] == rows[4] and columns[-1] is None
+    assert list(columns[2:4]) == rows[2:4] and len(columns[5:9]) == 1
+    assert pickle.loads(pickle.dumps(columns)) == columns
+    entries = [prepare(devsecops_event(n)).entry for n in range(6)]
+    done = columns.complete(entries)
+    assert done[5] == index_row(entries[5]) and list(done)[:5] == rows[:5]
+    assert columns[5] is None  # complete() leaves the original as it was
+    assert done.complete(entries) is done
+    with pytest.raises(ValueError, match="cells for"):
+        IndexRows([None], [])
 
 
 # --- candidates and residual conditions -----------------------------------------------------------

@@ -24,16 +24,16 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple, overload
 
 import msgspec
 
 from .jcs import CanonicalJsonError, JsonNumber, canonical_json, has_plain_float, json_decoder
 from .merkle import leaf_hash
 from .note import NoteError, Signer, Verifier, b64decode_strict, b64encode
-from .search import IndexRow, envelope_row
+from .search import IndexRow, IndexRows, envelope_row
 from .tiles import ENTRY_MAX
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "SOURCE_TYPES",
     "Envelope",
     "EventError",
+    "PreparedBatch",
     "PreparedEvent",
     "Source",
     "delivery_id",
@@ -50,6 +51,7 @@ __all__ = [
     "normalise",
     "prepare",
     "prepare_batch",
+    "prepare_into",
     "sign_event",
     "signed_form",
     "signing_bytes",
@@ -104,20 +106,30 @@ def _random(n: int) -> bytes:
     return pool[:n]
 
 
-def uuid7(unix_ms: int | None = None) -> str:
-    """A UUID version 7 (RFC 9562 §5.7): 48-bit Unix milliseconds, then 74 random bits."""
+def _uuid7_bytes(unix_ms: int | None = None) -> bytes:
     ms = time.time_ns() // 1_000_000 if unix_ms is None else unix_ms
     r = _random(10)
-    raw = (ms & 0xFFFFFFFFFFFF).to_bytes(6, "big") + bytes((0x70 | (r[0] & 0x0F), r[1], 0x80 | (r[2] & 0x3F))) + r[3:]
-    return _uuid_text(raw)
+    return (ms & 0xFFFFFFFFFFFF).to_bytes(6, "big") + bytes((0x70 | (r[0] & 0x0F), r[1], 0x80 | (r[2] & 0x3F))) + r[3:]
+
+
+def _b64(raw: bytes) -> str:
+    return binascii.b2a_base64(raw, newline=False).decode("ascii")
+
+
+def uuid7(unix_ms: int | None = None) -> str:
+    """A UUID version 7 (RFC 9562 §5.7): 48-bit Unix milliseconds, then 74 random bits."""
+    return _uuid_text(_uuid7_bytes(unix_ms))
+
+
+def _delivery_bytes(source_type: str, source_id: str, delivery: str) -> bytes:
+    name = msgspec.json.encode([source_type, source_id, delivery])  # strings only: already RFC 8785
+    digest = hashlib.sha256(_DELIVERY_NAMESPACE + name).digest()
+    return digest[:6] + bytes((0x80 | (digest[6] & 0x0F), digest[7], 0x80 | (digest[8] & 0x3F))) + digest[9:16]
 
 
 def delivery_id(source_type: str, source_id: str, delivery: str) -> str:
     """The UUIDv8 (RFC 9562 §B.2, SHA-256 name-based) of a source's delivery."""
-    name = msgspec.json.encode([source_type, source_id, delivery])  # strings only: already RFC 8785
-    digest = hashlib.sha256(_DELIVERY_NAMESPACE + name).digest()
-    raw = digest[:6] + bytes((0x80 | (digest[6] & 0x0F), digest[7], 0x80 | (digest[8] & 0x3F))) + digest[9:16]
-    return _uuid_text(raw)
+    return _uuid_text(_delivery_bytes(source_type, source_id, delivery))
 
 
 def format_time(moment: datetime) -> str:
@@ -183,7 +195,8 @@ class Signature(_Strict):
 class Envelope(_Strict):
     """DESIGN.md §3. Unset optional fields are omitted from the canonical bytes."""
 
-    kind: Annotated[str, msgspec.Meta(pattern=_KIND_PATTERN, max_length=128)]
+    kind: Annotated[str, msgspec.Meta(max_length=128)]
+    """A lowercase dotted category (_KIND_PATTERN), checked by _complete: kinds repeat, so it remembers good ones."""
     v: Literal[1] | msgspec.UnsetType = msgspec.UNSET
     id: Annotated[str, msgspec.Meta(pattern=_UUID_PATTERN)] | None = None
     time: str | None = None
@@ -231,6 +244,20 @@ def _explain(exc: msgspec.MsgspecError) -> EventError:
     return EventError(f"{prefix}{field}: {_HINTS.get(field, what)}")
 
 
+_KIND = re.compile(_KIND_PATTERN)
+_GOOD_KINDS: dict[str, None] = {}
+"""Kinds that matched _KIND_PATTERN (at most 4096): a dict lookup instead of a regex for each event."""
+
+
+def _check_kind(kind: str) -> None:
+    if kind in _GOOD_KINDS:
+        return
+    if _KIND.match(kind) is None:
+        raise EventError(f"kind: {_HINTS['kind']}")
+    if len(_GOOD_KINDS) < 4096:
+        _GOOD_KINDS[kind] = None
+
+
 def _check_ip(value: str) -> None:
     """An IPv4 or IPv6 address, kept as the source wrote it (no rewriting: signatures cover it)."""
     try:
@@ -274,46 +301,49 @@ def _signed_form(env: Envelope, float_free: bool) -> bytes:
 
 def _complete(
     env: Envelope, received: str, default_source: Source | None, float_free: bool
-) -> tuple[Envelope, bytes | None]:
+) -> tuple[Envelope, tuple[bytes, ...]]:
     """Check what the schema cannot express and fill in defaults, in place.
 
-    Returns the envelope and the 16-byte delivery-derived id, if it has a delivery.
+    Returns the envelope and its 16-byte dedup keys: its id, then its delivery-derived id if that differs.
     A signed event must need no default and no rewriting: its signature covers it as sent.
     """
     if env.received is not None:
         raise EventError("received: set by sealtrail when it accepts the event; leave it out")
+    _check_kind(env.kind)
     signed = _signed_form(env, float_free) if env.sig is not None else None
     env.v = 1
     if env.outcome is msgspec.UNSET:
         env.outcome = "unknown"
-    if env.source is None:
+    source = env.source
+    if source is None:
         if default_source is None:
             raise EventError("source: required ({type, id}: where the event comes from)")
-        env.source = default_source
-    source = env.source
-    derived = None
-    if source.delivery is not None:
-        derived = delivery_id(source.type, source.id, source.delivery)
+        env.source = source = default_source
+    derived = None if source.delivery is None else _delivery_bytes(source.type, source.id, source.delivery)
     if env.id is None:
-        env.id = derived or uuid7()
+        key = _uuid7_bytes() if derived is None else derived
+        env.id = _uuid_text(key)
     else:
         env.id = env.id.lower()
-    env.time = received if env.time is None else _time("time", env.time)
+        key = bytes.fromhex(env.id.replace("-", ""))
+    moment = env.time
+    env.time = received if moment is None else _time("time", moment)
     env.received = received
-    if env.actor is not None:
-        if env.actor.ip is not None:
-            _check_ip(env.actor.ip)
-        if env.actor == _EMPTY_ACTOR:
+    actor = env.actor
+    if actor is not None:
+        if actor.ip is not None:
+            _check_ip(actor.ip)
+        if actor == _EMPTY_ACTOR:
             env.actor = None
     if env.target == _EMPTY_TARGET:
         env.target = None
-    env.salt = b64encode(_random(SALT_BYTES)) if env.salt is None else _salt(env.salt)
+    env.salt = _b64(_random(SALT_BYTES)) if env.salt is None else _salt(env.salt)
     if signed is not None and _signed_form(env, float_free) != signed:
         raise EventError(
             "sig: the signed event is not complete and normalised (v, id, time in UTC with microseconds, "
             "outcome, source, salt); sign it with sealtrail's sign_event, which fills these in first"
         )
-    return env, None if derived is None else bytes.fromhex(derived.replace("-", ""))
+    return env, (key,) if derived is None or derived == key else (key, derived)
 
 
 def _decode(event: Mapping[str, Any] | bytes | str) -> Envelope:
@@ -359,7 +389,138 @@ class PreparedEvent(NamedTuple):
     """The event's search row (search.index_row of the entry), made here so that workers do it; None: the store does."""
 
 
-def _seal(env: Envelope, derived: bytes | None, *, float_free: bool) -> PreparedEvent:
+class PreparedBatch(Sequence[PreparedEvent]):
+    """Prepared events by column, in order: how a preparing process hands a chunk to the sequencer.
+
+    A few lists instead of a tuple per event, so that the chunk pickles, and the
+    sequencer binds it to SQL, without visiting each event as an object; indexing
+    it makes PreparedEvents.
+    """
+
+    __slots__ = ("blobs", "entries", "ids", "keys", "leaves", "more_keys", "rows")
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.keys: list[bytes] = []
+        """Each event's first dedup key: its id as 16 bytes."""
+        self.more_keys: dict[int, tuple[bytes, ...]] = {}
+        """Position -> the event's further dedup keys (a delivery-derived id that differs from its id)."""
+        self.entries: list[bytes] = []
+        self.leaves: list[bytes] = []
+        self.blobs: dict[int, tuple[str, bytes]] = {}
+        """Position -> (sha256 hex digest, bytes) of a raw payload stored out of line."""
+        self.rows = IndexRows()
+
+    @classmethod
+    def of(cls, events: Iterable[PreparedEvent]) -> PreparedBatch:
+        """`events` as a batch (itself if it is one)."""
+        if isinstance(events, PreparedBatch):
+            return events
+        batch = cls()
+        batch.extend(events)
+        return batch
+
+    def add(
+        self,
+        event_id: str,
+        keys: tuple[bytes, ...],
+        entry: bytes,
+        leaf: bytes,
+        blob: tuple[str, bytes] | None,
+        row: IndexRow | None,
+    ) -> None:
+        """Append one event; `row` None leaves its search row to the store (as PreparedEvent.index_row)."""
+        if not keys:
+            raise ValueError(f"event {event_id} has no dedup key")
+        if len(keys) > 1:
+            self.more_keys[len(self.ids)] = keys[1:]
+        if blob is not None:
+            self.blobs[len(self.ids)] = blob
+        self.ids.append(event_id)
+        self.keys.append(keys[0])
+        self.entries.append(entry)
+        self.leaves.append(leaf)
+        self.rows.append(row)
+
+    def append(self, event: PreparedEvent) -> None:
+        self.add(event.id, event.keys, event.entry, event.leaf_hash, event.blob, event.index_row)
+
+    def extend(self, events: Iterable[PreparedEvent]) -> None:
+        if not isinstance(events, PreparedBatch):
+            for event in events:
+                self.append(event)
+            return
+        offset = len(self.ids)
+        self.more_keys.update((offset + at, keys) for at, keys in events.more_keys.items())
+        self.blobs.update((offset + at, blob) for at, blob in events.blobs.items())
+        self.ids += events.ids
+        self.keys += events.keys
+        self.entries += events.entries
+        self.leaves += events.leaves
+        self.rows.extend(events.rows)
+
+    def all_keys(self) -> list[bytes]:
+        """Every dedup key of the batch (first keys in order, then the others)."""
+        if not self.more_keys:
+            return self.keys
+        return self.keys + [key for keys in self.more_keys.values() for key in keys]
+
+    def key_rows(self, first: int) -> list[tuple[bytes, int]]:
+        """(key, index) of every dedup key, the batch's events taking the indices first, first + 1, ..."""
+        rows = list(zip(self.keys, range(first, first + len(self.keys)), strict=True))
+        rows += [(key, first + at) for at, keys in self.more_keys.items() for key in keys]
+        return rows
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, index: int) -> PreparedEvent: ...
+    @overload
+    def __getitem__(self, index: slice) -> PreparedBatch: ...
+    def __getitem__(self, index: int | slice) -> PreparedEvent | PreparedBatch:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self.ids))
+            if step != 1:
+                raise ValueError("PreparedBatch slices are contiguous")
+            stop = max(start, stop)
+            part = PreparedBatch()
+            part.ids, part.keys = self.ids[start:stop], self.keys[start:stop]
+            part.entries, part.leaves = self.entries[start:stop], self.leaves[start:stop]
+            part.more_keys = {at - start: keys for at, keys in self.more_keys.items() if start <= at < stop}
+            part.blobs = {at - start: blob for at, blob in self.blobs.items() if start <= at < stop}
+            part.rows = self.rows[start:stop]
+            return part
+        at = range(len(self.ids))[index]
+        keys = (self.keys[at], *self.more_keys.get(at, ()))
+        return PreparedEvent(self.ids[at], keys, self.entries[at], self.leaves[at], self.blobs.get(at), self.rows[at])
+
+    def __iter__(self) -> Iterator[PreparedEvent]:
+        for at in range(len(self.ids)):
+            yield self[at]
+
+    def __reduce__(self) -> tuple[Callable[..., PreparedBatch], tuple[Any, ...]]:
+        columns = (self.ids, self.keys, self.more_keys, self.entries, self.leaves, self.blobs, self.rows)
+        return _batch_of_columns, columns
+
+
+def _batch_of_columns(
+    ids: list[str],
+    keys: list[bytes],
+    more_keys: dict[int, tuple[bytes, ...]],
+    entries: list[bytes],
+    leaves: list[bytes],
+    blobs: dict[int, tuple[str, bytes]],
+    rows: IndexRows,
+) -> PreparedBatch:
+    batch = PreparedBatch()
+    batch.ids, batch.keys, batch.more_keys, batch.entries = ids, keys, more_keys, entries
+    batch.leaves, batch.blobs, batch.rows = leaves, blobs, rows
+    return batch
+
+
+def _seal(env: Envelope, *, float_free: bool) -> tuple[bytes, tuple[str, bytes] | None]:
+    """The entry bytes of a completed envelope, moving raw out of line if the entry would not fit, and that blob."""
     try:
         entry = canonical_json(env, float_free=float_free)
         blob: tuple[str, bytes] | None = None
@@ -378,15 +539,26 @@ def _seal(env: Envelope, derived: bytes | None, *, float_free: bool) -> Prepared
             f"event is {len(entry)} bytes after canonicalisation, over the {ENTRY_MAX}-byte entry limit "
             "even with raw stored out of line; move bulky fields from attrs into raw"
         )
-    event_id = env.id
-    assert event_id is not None
-    key = bytes.fromhex(event_id.replace("-", ""))
-    keys = (key,) if derived is None or derived == key else (key, derived)
-    return PreparedEvent(event_id, keys, entry, leaf_hash(entry), blob, envelope_row(env, entry))
+    return entry, blob
 
 
 Check = Callable[[Envelope], None]
 """Called with each completed envelope before it is sealed; raises to refuse it."""
+
+
+def _prepared(
+    event: Mapping[str, Any] | bytes | str, received: str, default_source: Source | None, check: Check | None
+) -> tuple[str, tuple[bytes, ...], bytes, tuple[str, bytes] | None, IndexRow | None]:
+    """(id, keys, entry, blob, search row) of one event: decoded once, and read from that one decoded envelope."""
+    env = _decode(event)
+    float_free = _float_free(env, isinstance(event, bytes | str))
+    env, keys = _complete(env, received, default_source, float_free)
+    if check is not None:
+        check(env)
+    entry, blob = _seal(env, float_free=float_free)
+    event_id = env.id
+    assert event_id is not None
+    return event_id, keys, entry, blob, envelope_row(env, entry)
 
 
 def prepare(
@@ -401,12 +573,22 @@ def prepare(
     `default_source` stands in for a missing `source` (e.g. the API token's
     source); `check` may refuse the completed envelope (permissions, signatures).
     """
-    env = _decode(event)
-    float_free = _float_free(env, isinstance(event, bytes | str))
-    env, derived = _complete(env, received or format_time(datetime.now(UTC)), default_source, float_free)
-    if check is not None:
-        check(env)
-    return _seal(env, derived, float_free=float_free)
+    stamp = received or format_time(datetime.now(UTC))
+    event_id, keys, entry, blob, row = _prepared(event, stamp, default_source, check)
+    return PreparedEvent(event_id, keys, entry, leaf_hash(entry), blob, row)
+
+
+def prepare_into(
+    batch: PreparedBatch,
+    event: Mapping[str, Any] | bytes | str,
+    *,
+    received: str,
+    default_source: Source | None = None,
+    check: Check | None = None,
+) -> None:
+    """prepare(), appending the result to `batch` (no PreparedEvent is made)."""
+    event_id, keys, entry, blob, row = _prepared(event, received, default_source, check)
+    batch.add(event_id, keys, entry, leaf_hash(entry), blob, row)
 
 
 _BATCH_DECODER: msgspec.json.Decoder[Envelope | list[Envelope]] = msgspec.json.Decoder(
@@ -433,12 +615,15 @@ def prepare_batch(
     out = []
     for number, env in enumerate(items):
         try:
-            completed, derived = _complete(env, stamp, default_source, True)
+            completed, keys = _complete(env, stamp, default_source, True)
             if check is not None:
                 check(completed)
-            out.append(_seal(completed, derived, float_free=True))
+            entry, blob = _seal(completed, float_free=True)
         except EventError as exc:
             raise EventError(f"event {number}: {exc}" if len(items) > 1 else str(exc)) from None
+        event_id = completed.id
+        assert event_id is not None
+        out.append(PreparedEvent(event_id, keys, entry, leaf_hash(entry), blob, envelope_row(completed, entry)))
     return out
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import UTC, datetime
 
-from .event import EventError, PreparedEvent, Source, format_time, prepare
+from .event import EventError, PreparedBatch, Source, format_time, prepare_into
 
 __all__ = ["LineError", "Preparer", "prepare_lines"]
 
@@ -33,18 +33,16 @@ class LineError(ValueError):
         return type(self), (self.number, self.message)  # raised in worker processes
 
 
-def _prepare_chunk(
-    first_line: int, lines: Sequence[bytes], received: str, source: Source | None
-) -> list[PreparedEvent]:
-    out = []
+def _prepare_chunk(first_line: int, lines: Sequence[bytes], received: str, source: Source | None) -> PreparedBatch:
+    batch = PreparedBatch()
     for offset, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            out.append(prepare(line, received=received, default_source=source))
+            prepare_into(batch, line, received=received, default_source=source)
         except EventError as exc:
             raise LineError(first_line + offset, str(exc)) from None
-    return out
+    return batch
 
 
 class Preparer:
@@ -67,8 +65,10 @@ class Preparer:
         chunk: int = 4096,
         received: str | None = None,
         default_source: Source | None = None,
-    ) -> Iterator[list[PreparedEvent]]:
-        """Prepared events, chunk by chunk, in input order; raises LineError at the first bad line."""
+    ) -> Iterator[PreparedBatch]:
+        """Prepared events, chunk by chunk, in input order; raises LineError at the first bad line.
+
+        Each chunk is a PreparedBatch: columns, which pass between processes and into the Log cheaply."""
         stamp = received or format_time(datetime.now(UTC))
         starts = range(0, len(lines), chunk)
         if self._pool is None:
@@ -77,7 +77,7 @@ class Preparer:
             return
         pool = self._pool
         todo = iter(starts)
-        pending: deque[Future[list[PreparedEvent]]] = deque()
+        pending: deque[Future[PreparedBatch]] = deque()
 
         def submit_next() -> None:
             start = next(todo, None)
@@ -106,7 +106,7 @@ class Preparer:
 
 def prepare_lines(
     lines: Sequence[bytes], *, chunk: int = 4096, received: str | None = None, workers: int | None = 0
-) -> Iterator[list[PreparedEvent]]:
+) -> Iterator[PreparedBatch]:
     """Prepared events chunk by chunk (in this process unless workers > 0)."""
     with Preparer(workers) as preparer:
         yield from preparer.prepare(lines, chunk=chunk, received=received)

@@ -8,9 +8,10 @@ fields, the same string escaping as JCS) and falls back to the reference
   JSON float as a `JsonNumber` (a float subclass) that the encoder hands back
   to us and we print through `rfc8785`. A plain Python float makes the value
   go down the reference path.
-* integers beyond ±(2**53 - 1) — JCS cannot represent them. Any run of 16
-  digits in the output sends the value down the reference path, which refuses
-  such integers.
+* integers beyond ±(2**53 - 1) — JCS cannot represent them. A number of 16
+  digits or more in the output sends the value down the reference path, which
+  refuses such integers. A number in compact JSON starts the text or follows
+  `:`, `,` or `[`, so a run of digits inside a string (a commit hash) does not count.
 * keys outside the Basic Multilingual Plane — JCS sorts by UTF-16 code units.
   Any 4-byte UTF-8 sequence in the output sends the value down the reference path.
 
@@ -60,11 +61,15 @@ _CONTAINERS = frozenset({dict, list, tuple})
 _NON_BMP = re.compile(rb"[\xf0-\xf4]")
 _DIGIT_MASK = bytes(0x31 if 0x30 <= b <= 0x39 else 0x30 for b in range(256))
 _SIXTEEN_DIGITS = b"1" * 16
+_LONG_NUMBER = re.compile(rb"(?:^|[:,\[])-?[0-9]{16}")
 
 
 def _has_long_number(out: bytes) -> bool:
-    """True if 16 digits appear in a row (a number that may exceed 2**53, or a digit-heavy string)."""
-    return out.translate(_DIGIT_MASK).find(_SIXTEEN_DIGITS) >= 0
+    """True if compact JSON `out` may hold a number of 16 digits or more (one that may exceed 2**53).
+
+    False positives (a string holding `:` then 16 digits) only cost the reference path.
+    """
+    return out.translate(_DIGIT_MASK).find(_SIXTEEN_DIGITS) >= 0 and _LONG_NUMBER.search(out) is not None
 
 
 def json_decoder(kind: type[T]) -> msgspec.json.Decoder[T]:

@@ -16,51 +16,38 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
 from .checkpoint import Checkpoint, sign_checkpoint
-from .event import PreparedEvent
+from .event import PreparedBatch, PreparedEvent
 from .merkle import leaf_hash
 from .note import Signer, b64encode
-from .search import IndexRow
+from .search import IndexRows
 from .store.base import DuplicateKeyError, ExistingEvent, LogStore, Redaction, StoreError
 from .tiles import TreeEdge
 
 __all__ = ["Log", "LogStats", "Receipt"]
 
 
-class Receipt:
+class Receipt(msgspec.Struct, frozen=True, gc=False):
     """Where an event sits in the log. `duplicate` marks a repeat of an earlier delivery.
 
-    A slotted class, not a dataclass: the sequencer makes one per event.
+    The sequencer makes one per event, and callers may keep many: a msgspec Struct built in C and,
+    holding no container, left out of the garbage collector (a tracked object per event made the
+    collector's passes cost the sequencer more than building the receipts did).
     """
 
-    __slots__ = ("duplicate", "id", "index", "leaf_hash")
-
-    def __init__(self, index: int, leaf_hash: bytes, id: str, duplicate: bool = False) -> None:
-        self.index = index
-        self.leaf_hash = leaf_hash
-        self.id = id
-        self.duplicate = duplicate
+    index: int
+    leaf_hash: bytes
+    id: str
+    duplicate: bool = False
 
     def as_duplicate(self) -> Receipt:
         return Receipt(self.index, self.leaf_hash, self.id, True)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Receipt):
-            return NotImplemented
-        return (self.index, self.leaf_hash, self.id, self.duplicate) == (
-            other.index,
-            other.leaf_hash,
-            other.id,
-            other.duplicate,
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.index, self.leaf_hash, self.id, self.duplicate))
 
     def __repr__(self) -> str:
         return f"Receipt(index={self.index}, id={self.id!r}, duplicate={self.duplicate})"
@@ -97,7 +84,6 @@ class LogStats:
 class _Request:
     events: Sequence[PreparedEvent]
     future: Future[list[Receipt]]
-    receipts: list[Receipt] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -333,26 +319,33 @@ class Log:
         return max(0.0, self._last_sign + self._interval - time.monotonic())
 
     def _process(self, requests: list[_Request]) -> None:
-        flat = [(request, event) for request in requests for event in request.events]
-        done = 0
+        """Commit the requests' events in order, max_batch at a time; resolve each request once all of
+        its events are durable, or fail it with the error if some are not."""
+        receipts: list[Receipt] = []
+        failure: BaseException | None = None
         try:
-            for start in range(0, len(flat), self._max_batch):
-                chunk = flat[start : start + self._max_batch]
-                receipts = self._commit([event for _, event in chunk])
-                for (request, _), receipt in zip(chunk, receipts, strict=True):
-                    request.receipts.append(receipt)
-                done = start + len(chunk)
-        except BaseException as exc:  # storage failure: fail what is not durable
-            for request in {id(r): r for r, _ in flat[done:]}.values():
-                request.future.set_exception(exc)
-            for request in requests:
-                if not request.future.done():
-                    request.future.set_result(request.receipts)
-            return
+            if len(requests) == 1:
+                batch = PreparedBatch.of(requests[0].events)
+            else:
+                batch = PreparedBatch()
+                for request in requests:
+                    batch.extend(request.events)
+            for start in range(0, len(batch), self._max_batch):
+                chunk = batch if len(batch) <= self._max_batch else batch[start : start + self._max_batch]
+                receipts += self._commit(chunk)
+        except BaseException as exc:  # a malformed event or a storage failure: fail what is not durable
+            failure = exc
+        at = 0
         for request in requests:
-            request.future.set_result(request.receipts)
+            end = at + len(request.events)
+            if end <= len(receipts):
+                request.future.set_result(receipts[at:end])
+            else:
+                assert failure is not None
+                request.future.set_exception(failure)
+            at = end
 
-    def _commit(self, events: Sequence[PreparedEvent]) -> list[Receipt]:
+    def _commit(self, events: PreparedBatch) -> list[Receipt]:
         """_commit_deduped, once more at the new edge if another process appended meanwhile
         (e.g. `sealtrail erase` while `serve` runs)."""
         try:
@@ -384,7 +377,7 @@ class Log:
                 self._unsigned_since = time.time()
             return
 
-    def _commit_deduped(self, events: Sequence[PreparedEvent]) -> list[Receipt]:
+    def _commit_deduped(self, events: PreparedBatch) -> list[Receipt]:
         """Dedup, index, hash into the tree and durably store one batch.
 
         Optimistic: the store's unique key index is the dedup check. Only when
@@ -393,23 +386,17 @@ class Log:
         try:
             return self._commit_known(events, {})
         except DuplicateKeyError:
-            keys = [key for event in events for key in event.keys]
-            return self._commit_known(events, self._store.find_existing(keys))
+            return self._commit_known(events, self._store.find_existing(events.all_keys()))
 
-    def _commit_known(self, events: Sequence[PreparedEvent], stored: dict[bytes, ExistingEvent]) -> list[Receipt]:
+    def _commit_known(self, events: PreparedBatch, stored: dict[bytes, ExistingEvent]) -> list[Receipt]:
         first = self._edge.size
-        all_keys = [key for event in events for key in event.keys]
+        all_keys = events.all_keys()
         if not stored and len(set(all_keys)) == len(all_keys):
-            # No repeats (the common case): build the batch with comprehensions.
-            receipts = [Receipt(first + i, event.leaf_hash, event.id) for i, event in enumerate(events)]
-            entries = [event.entry for event in events]
-            leaves = [event.leaf_hash for event in events]
-            if len(all_keys) == len(events):
-                keys = list(zip(all_keys, range(first, first + len(events)), strict=True))
-            else:
-                keys = [(key, first + i) for i, event in enumerate(events) for key in event.keys]
-            blobs = [event.blob for event in events if event.blob is not None]
-            rows = [event.index_row for event in events]
+            # No repeats (the common case): the batch's columns as they are.
+            receipts = list(map(Receipt, range(first, first + len(events)), events.leaves, events.ids))
+            entries, leaves, rows = events.entries, events.leaves, events.rows
+            keys = events.key_rows(first)
+            blobs = list(events.blobs.values())
         else:
             receipts, entries, leaves, keys, blobs, rows = self._sift(events, stored, first)
         if entries:
@@ -433,10 +420,8 @@ class Log:
         return receipts
 
     def _sift(
-        self, events: Sequence[PreparedEvent], stored: dict[bytes, ExistingEvent], first: int
-    ) -> tuple[
-        list[Receipt], list[bytes], list[bytes], list[tuple[bytes, int]], list[tuple[str, bytes]], list[IndexRow | None]
-    ]:
+        self, events: PreparedBatch, stored: dict[bytes, ExistingEvent], first: int
+    ) -> tuple[list[Receipt], list[bytes], list[bytes], list[tuple[bytes, int]], list[tuple[str, bytes]], IndexRows]:
         """Receipts for a batch with repeats, and the rows of its new events only."""
         seen: dict[bytes, Receipt] = {}
         receipts: list[Receipt] = []
@@ -444,9 +429,9 @@ class Log:
         keys: list[tuple[bytes, int]] = []
         leaves: list[bytes] = []
         blobs: list[tuple[str, bytes]] = []
-        rows: list[IndexRow | None] = []
+        rows = IndexRows()
         next_index = first
-        for event in events:
+        for event, row in zip(events, events.rows, strict=True):
             receipt = self._duplicate(event, stored, seen)
             if receipt is None:
                 receipt = Receipt(next_index, event.leaf_hash, event.id)
@@ -456,7 +441,7 @@ class Log:
                 next_index += 1
                 entries.append(event.entry)
                 leaves.append(event.leaf_hash)
-                rows.append(event.index_row)
+                rows.append(row)
                 if event.blob is not None:
                     blobs.append(event.blob)
             receipts.append(receipt)

@@ -41,11 +41,11 @@ import json
 import re
 import shlex
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, overload
 
 import msgspec
 import orjson
@@ -59,6 +59,7 @@ __all__ = [
     "MAX_LIMIT",
     "VERSION",
     "IndexRow",
+    "IndexRows",
     "Query",
     "QueryError",
     "SearchHit",
@@ -103,6 +104,91 @@ IndexRow = tuple[int | None, Label, Label, Label, Label, Label, Label, Label, La
 """The COLUMNS values, then the FTS terms (space-separated)."""
 
 _EMPTY_ROW: IndexRow = (None, None, None, None, None, None, None, None, None, None, None, None, None, "")
+_WIDTH = len(COLUMNS)
+
+
+class IndexRows(Sequence[IndexRow | None]):
+    """The search rows of consecutive events, by column: how a preparing process hands them to the sequencer.
+
+    `cells` holds the COLUMNS values of each row in turn (len(COLUMNS) a row), `terms` each row's FTS
+    terms: two lists that pickle and bind as they are, rather than a tuple per event. A row may be
+    missing (None, its terms None): `complete` makes it from the entry, as index_row does.
+    """
+
+    __slots__ = ("cells", "terms")
+
+    def __init__(self, cells: list[Any] | None = None, terms: list[str | None] | None = None) -> None:
+        self.cells: list[Any] = [] if cells is None else cells
+        self.terms: list[str | None] = [] if terms is None else terms
+        if len(self.cells) != _WIDTH * len(self.terms):
+            raise ValueError(f"{len(self.cells)} cells for {len(self.terms)} rows of {_WIDTH} columns")
+
+    def append(self, row: IndexRow | None) -> None:
+        if row is None:
+            self.cells += _EMPTY_ROW[:13]
+            self.terms.append(None)
+        else:
+            self.cells += row[:13]
+            self.terms.append(row[13])
+
+    def extend(self, rows: Iterable[IndexRow | None]) -> None:
+        if isinstance(rows, IndexRows):
+            self.cells += rows.cells
+            self.terms += rows.terms
+        else:
+            for row in rows:
+                self.append(row)
+
+    def complete(self, entries: Sequence[bytes]) -> IndexRows:
+        """These rows with each missing one made from its entry (index_row); itself if none is missing."""
+        if None not in self.terms:
+            return self
+        if len(entries) != len(self.terms):
+            raise ValueError(f"{len(entries)} entries for {len(self.terms)} search rows")
+        done = IndexRows(list(self.cells), list(self.terms))
+        for at, terms in enumerate(self.terms):
+            if terms is None:
+                row = index_row(entries[at])
+                done.cells[at * _WIDTH : (at + 1) * _WIDTH] = row[:13]
+                done.terms[at] = row[13]
+        return done
+
+    def __len__(self) -> int:
+        return len(self.terms)
+
+    @overload
+    def __getitem__(self, index: int) -> IndexRow | None: ...
+    @overload
+    def __getitem__(self, index: slice) -> IndexRows: ...
+    def __getitem__(self, index: int | slice) -> IndexRow | IndexRows | None:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self.terms))
+            if step != 1:
+                raise ValueError("IndexRows slices are contiguous")
+            return IndexRows(self.cells[start * _WIDTH : max(start, stop) * _WIDTH], self.terms[start:stop])
+        terms = self.terms[index]
+        if terms is None:
+            return None
+        start = (index % len(self.terms)) * _WIDTH
+        row: IndexRow = (*self.cells[start : start + _WIDTH], terms)
+        return row
+
+    def __iter__(self) -> Iterator[IndexRow | None]:
+        for start, terms in zip(range(0, len(self.cells), _WIDTH), self.terms, strict=True):
+            row: IndexRow | None = None if terms is None else (*self.cells[start : start + _WIDTH], terms)
+            yield row
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, IndexRows):
+            return self.cells == other.cells and self.terms == other.terms
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[type[IndexRows], tuple[list[Any], list[str | None]]]:
+        return IndexRows, (self.cells, self.terms)
+
+
 _OUTCOMES = ("success", "failure", "unknown")
 _KIND = re.compile(r"[a-z][a-z0-9_-]*(?:\.[a-z0-9_-]+)*")
 _SIMPLE_VALUE = re.compile(r"[A-Za-z0-9._:/@+-]{1,64}")
@@ -155,8 +241,14 @@ def key_term(code: str, value: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _shape_terms(source_type: Label, source_id: Label, kind: Label, action: Label, outcome: Label, env: Label) -> str:
-    """Key terms of the fields that take few values (so that a batch mostly hits this cache)."""
+def _shape(
+    source_type: Label, source_id: Label, kind: Label, action: Label, target_type: Label, outcome: Label, env: Label
+) -> tuple[tuple[Label, ...], str]:
+    """The fields that take few values, and their key terms (so that a batch mostly hits this cache).
+
+    It returns the labels it was first called with: a batch of rows then holds one object per
+    distinct value, which pickles once and is read back once.
+    """
     terms = [
         key_term(code, value)
         for code, value in (("s", source_type), ("s", source_id), ("a", action), ("o", outcome), ("e", env))
@@ -165,7 +257,13 @@ def _shape_terms(source_type: Label, source_id: Label, kind: Label, action: Labe
     if kind is not None:
         parts = kind.split(".")
         terms += (key_term("k", ".".join(parts[: n + 1])) for n in range(len(parts)))
-    return " ".join(terms)
+    return (source_type, source_id, kind, action, target_type, outcome, env), " ".join(terms)
+
+
+@lru_cache(maxsize=4096)
+def _party(code: str, value: str) -> tuple[str, str]:
+    """(value, key_term(code, value)), the value being the first object seen (see _shape)."""
+    return value, key_term.__wrapped__(code, value)
 
 
 @lru_cache(maxsize=4096)
@@ -336,12 +434,13 @@ def envelope_row(envelope: Any, entry: bytes) -> IndexRow:
         source.type, source.id, envelope.kind, envelope.action, actor.id, actor.name, actor.ip,
         target.type, target.id, target.name, envelope.outcome, envelope.env,
     )  # fmt: skip
-    text = [value for value in labels if value is not None]
-    raw = envelope.raw
-    if type(raw) is dict and raw.keys() == {"digest", "size"}:
-        raw = None
+    text = list(filter(None, labels))  # labels of a valid envelope are None or non-empty strings
+    attrs, raw = envelope.attrs, envelope.raw
     try:
-        _exact_leaves([value for value in (envelope.attrs, raw) if value is not None], text)
+        if attrs:
+            _exact_leaves(attrs, text)
+        if raw is not None and not (type(raw) is dict and raw.keys() == {"digest", "size"}):
+            _exact_leaves([raw], text)
     except _NotExact:
         return index_row(entry)
     return _row(labels, envelope.time, text)
@@ -349,22 +448,35 @@ def envelope_row(envelope: Any, entry: bytes) -> IndexRow:
 
 def _row(labels: tuple[Any, ...], moment: Any, text: list[str]) -> IndexRow:
     """The row of string `labels` (COLUMNS[1:]), the event time, and the words of `text`."""
-    source_type, source_id, kind, action, actor_id, actor_name, actor_ip, _, target_id, target_name = labels[:10]
+    source_type, source_id, kind, action, actor_id, actor_name, actor_ip, target_type = labels[:8]
+    target_id, target_name, outcome, env = labels[8:]
     when = _time(moment) if type(moment) is str else None
     terms = [] if when is None else [when[1]]
-    terms.append(_shape_terms(source_type, source_id, kind, action, labels[10], labels[11]))
+    shape, shape_terms = _shape(source_type, source_id, kind, action, target_type, outcome, env)
+    terms.append(shape_terms)
     if actor_id is not None:
-        terms.append(key_term("u", actor_id))
+        actor_id, term = _party("u", actor_id)
+        terms.append(term)
     if actor_name is not None:
-        terms.append(key_term("u", actor_name))
+        actor_name, term = _party("u", actor_name)
+        terms.append(term)
     if actor_ip is not None:
-        terms.append(key_term("u", actor_ip))
+        actor_ip, term = _party("u", actor_ip)
+        terms.append(term)
     if target_id is not None:
-        terms.append(key_term("t", target_id))
+        target_id, term = _party("t", target_id)
+        terms.append(term)
     if target_name is not None:
-        terms.append(key_term("t", target_name))
+        target_name, term = _party("t", target_name)
+        terms.append(term)
     terms.append(_words(" ".join(text)[:TEXT_MAX]))
-    row: IndexRow = (None if when is None else when[0], *labels, " ".join(filter(None, terms)))
+    source_type, source_id, kind, action, target_type, outcome, env = shape
+    row: IndexRow = (
+        None if when is None else when[0],
+        source_type, source_id, kind, action, actor_id, actor_name, actor_ip,
+        target_type, target_id, target_name, outcome, env,
+        " ".join(filter(None, terms)),
+    )  # fmt: skip
     return row
 
 

@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import lru_cache
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,11 @@ from typing import Any
 import orjson
 
 from ..event import is_out_of_line
-from ..search import IndexRow, Query, SearchHit, index_row
+from ..search import IndexRow, IndexRows, Query, SearchHit, index_row
 from ..tiles import TileRef
 from . import sqlite_search
 from .base import DuplicateKeyError, ExistingEvent, Redaction, StoreError
+from .sqlite_values import bind_directly, insert_values
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -315,6 +315,7 @@ class SqliteStore:
             conn.execute("PRAGMA busy_timeout=10000")
             conn.execute("PRAGMA cache_size=-65536")
             conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it, off the commit path
+            bind_directly()
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -455,12 +456,11 @@ class SqliteStore:
                     blobs,
                 )
             try:
-                _insert_rows(conn, "INSERT INTO event_keys(key, idx) VALUES", 2, _flat(keys))
+                insert_values(conn, "INSERT INTO event_keys(key, idx) VALUES", 2, _flat(keys))
             except sqlite3.IntegrityError:
                 raise DuplicateKeyError("an event key is already stored") from None
+            insert_values(conn, "INSERT INTO events(idx, entry) VALUES", 2, entries, first=first_index)
             indices = range(first_index, first_index + len(entries))
-            rows = _flat(zip(indices, entries, strict=True))
-            _insert_rows(conn, "INSERT INTO events(idx, entry) VALUES", 2, rows)
             sqlite_search.insert_rows(conn, indices, _search_rows(entries, index_rows))
             for (level, index), data in tiles.items():
                 grown = conn.execute("UPDATE tiles SET hashes = ? WHERE level = ? AND idx = ?", (data, level, index))
@@ -699,8 +699,10 @@ def _open_search_index(path: Path) -> None:
         conn.close()
 
 
-def _search_rows(entries: Sequence[bytes], rows: Sequence[IndexRow | None] | None) -> list[IndexRow]:
+def _search_rows(entries: Sequence[bytes], rows: Sequence[IndexRow | None] | None) -> Sequence[IndexRow] | IndexRows:
     """The search rows of a batch: those prepared with the events, the others made here."""
+    if isinstance(rows, IndexRows):
+        return rows.complete(entries)
     if rows is None:
         return [index_row(entry) for entry in entries]
     return [index_row(entry) if row is None else row for entry, row in zip(entries, rows, strict=True)]
@@ -764,29 +766,8 @@ def _truncate_wal(conn: sqlite3.Connection, attempts: int = 3) -> None:
     )
 
 
-_ROWS_PER_STATEMENT = 500
-
-
-@lru_cache(maxsize=64)
-def _values_clause(width: int, rows: int) -> str:
-    row = "(" + ",".join("?" * width) + ")"
-    return ",".join([row] * rows)
-
-
 def _flat(rows: Iterable[tuple[object, ...]]) -> list[object]:
     return list(chain.from_iterable(rows))
-
-
-def _insert_rows(conn: sqlite3.Connection, head: str, width: int, params: list[object]) -> None:
-    """Multi-row INSERT: one statement per 500 rows.
-
-    Unlike executemany, which releases and retakes the GIL for every row and
-    crawls when other threads are busy, each statement runs in one step.
-    """
-    per_statement = _ROWS_PER_STATEMENT * width
-    for start in range(0, len(params), per_statement):
-        chunk = params[start : start + per_statement]
-        conn.execute(f"{head} {_values_clause(width, len(chunk) // width)}", chunk)
 
 
 def _split_statements(script: str) -> list[str]:

@@ -28,7 +28,19 @@ import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import chain
 
-from ..search import COLUMNS, VERSION, IndexRow, Query, SearchHit, fts5_match, index_row, match_terms, residual_sql
+from ..search import (
+    COLUMNS,
+    VERSION,
+    IndexRow,
+    IndexRows,
+    Query,
+    SearchHit,
+    fts5_match,
+    index_row,
+    match_terms,
+    residual_sql,
+)
+from .sqlite_values import ROWS_PER_STATEMENT, insert_values
 
 __all__ = [
     "catch_up",
@@ -51,6 +63,10 @@ _FTS = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5("
     "terms, content='', detail=none, columnsize=0, tokenize=\"ascii tokenchars '_.-:/@+'\")"
 )
+_AUTOMERGE = 8
+"""FTS5 merges this many segments of one level into the next (its default: 4). Each commit adds a segment;
+merging later and less often costs the writer about 15% less of the FTS work, and a query reads a few more
+segments (about 5% slower at 1M events; docs/ingest-performance.md)."""
 _STATE = """
 CREATE TABLE IF NOT EXISTS search_state (
     id       INTEGER PRIMARY KEY CHECK (id = 1),
@@ -61,6 +77,7 @@ CREATE TABLE IF NOT EXISTS search_state (
 )
 """
 _INSERT_SEARCH = f"INSERT INTO search(idx, {', '.join(COLUMNS)}) VALUES"
+_WIDTH = 1 + len(COLUMNS)
 _INSERT_FTS = "INSERT INTO search_fts(rowid, terms) VALUES"
 _ADVANCE = (
     "UPDATE search_state SET indexed = CASE WHEN indexed = ?1 THEN ?2 ELSE indexed END, "
@@ -73,7 +90,6 @@ _FROM_TERMS = (
 )
 """Candidates from the terms in index order (the FTS table drives the join), then the exact rows."""
 _FROM_ROWS = "SELECT s.idx, e.entry FROM search AS s CROSS JOIN events AS e ON e.idx = s.idx WHERE s.idx > ?"
-_ROWS_PER_STATEMENT = 500
 _CHUNK = 4096
 
 
@@ -94,6 +110,11 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
         raise
 
 
+def _create_fts(conn: sqlite3.Connection) -> None:
+    conn.execute(_FTS)
+    conn.execute("INSERT INTO search_fts(search_fts, rank) VALUES ('automerge', ?)", (_AUTOMERGE,))
+
+
 def _state_version(conn: sqlite3.Connection) -> int | None:
     try:
         row = conn.execute("SELECT version FROM search_state WHERE id = 1").fetchone()
@@ -106,29 +127,32 @@ def _create(conn: sqlite3.Connection, *, drop: bool) -> None:
     if drop:
         for table in ("search_fts", "search", "search_state"):
             conn.execute(f"DROP TABLE IF EXISTS {table}")
-    for statement in (_TABLE, _FTS, _STATE):
-        conn.execute(statement)
+    conn.execute(_TABLE)
+    _create_fts(conn)
+    conn.execute(_STATE)
     conn.execute("INSERT INTO search_state(id, version, indexed) VALUES (1, ?, 0)", (VERSION,))
 
 
-def _insert(conn: sqlite3.Connection, head: str, width: int, params: list[object]) -> None:
-    """Multi-row INSERT, 500 rows a statement (one VM step, not one GIL round trip per row)."""
-    per_statement = _ROWS_PER_STATEMENT * width
-    row = "(" + ",".join("?" * width) + ")"
-    for start in range(0, len(params), per_statement):
-        chunk = params[start : start + per_statement]
-        conn.execute(f"{head} {','.join([row] * (len(chunk) // width))}", chunk)
-
-
-def insert_rows(conn: sqlite3.Connection, indices: Sequence[int], rows: Sequence[IndexRow]) -> None:
+def insert_rows(conn: sqlite3.Connection, indices: Sequence[int], rows: Sequence[IndexRow] | IndexRows) -> None:
     """Write the search rows and terms of events at `indices` (ascending, contiguous or not), in the caller's
-    transaction, and advance search_state over them if they continue the indexed run."""
+    transaction, and advance search_state over them if they continue the indexed run. IndexRows must be
+    complete (IndexRows.complete)."""
     if not rows:
         return
-    pairs = list(zip(indices, rows, strict=True))
-    _insert(conn, _INSERT_SEARCH, 14, list(chain.from_iterable((i, *row[:13]) for i, row in pairs)))
-    _insert(conn, _INSERT_FTS, 2, list(chain.from_iterable((i, row[13]) for i, row in pairs)))
-    times = [row[0] for row in rows if row[0] is not None]
+    if len(indices) != len(rows):
+        raise ValueError(f"{len(rows)} search rows for {len(indices)} indices")
+    if isinstance(rows, IndexRows) and None in rows.terms:
+        raise ValueError("a search row is missing: complete the IndexRows from their entries first")
+    if isinstance(rows, IndexRows) and isinstance(indices, range) and indices.step == 1:
+        # Columns at consecutive indices (what the sequencer writes): bound as they are.
+        insert_values(conn, _INSERT_SEARCH, _WIDTH, rows.cells, first=indices.start)
+        insert_values(conn, _INSERT_FTS, 2, rows.terms, first=indices.start)
+        times = [moment for moment in rows.cells[:: _WIDTH - 1] if moment is not None]
+    else:
+        pairs = [(i, row) for i, row in zip(indices, rows, strict=True) if row is not None]
+        insert_values(conn, _INSERT_SEARCH, _WIDTH, list(chain.from_iterable((i, *row[:13]) for i, row in pairs)))
+        insert_values(conn, _INSERT_FTS, 2, list(chain.from_iterable((i, row[13]) for i, row in pairs)))
+        times = [row[0] for _, row in pairs if row[0] is not None]
     low, high = (min(times), max(times)) if times else (None, None)
     if indices[-1] - indices[0] == len(indices) - 1:
         conn.execute(_ADVANCE, (indices[0], indices[-1] + 1, low, high))
@@ -201,8 +225,8 @@ def forget(conn: sqlite3.Connection, indices: Iterable[int], entries: Mapping[in
     wanted = sorted(set(indices))
     known = entries or {}
     found: list[tuple[int, bytes | None]] = []
-    for start in range(0, len(wanted), _ROWS_PER_STATEMENT):
-        chunk = wanted[start : start + _ROWS_PER_STATEMENT]
+    for start in range(0, len(wanted), ROWS_PER_STATEMENT):
+        chunk = wanted[start : start + ROWS_PER_STATEMENT]
         marks = ",".join("?" * len(chunk))
         found += conn.execute(
             f"SELECT s.idx, e.entry FROM search AS s LEFT JOIN events AS e ON e.idx = s.idx WHERE s.idx IN ({marks})",  # noqa: S608 (placeholders only)
@@ -218,8 +242,8 @@ def forget(conn: sqlite3.Connection, indices: Iterable[int], entries: Mapping[in
             [(idx, index_row(bytes(entry))[13]) for idx, entry in terms if entry is not None],
         )
     forgotten = [int(idx) for idx, _ in found]
-    for start in range(0, len(forgotten), _ROWS_PER_STATEMENT):
-        chunk = forgotten[start : start + _ROWS_PER_STATEMENT]
+    for start in range(0, len(forgotten), ROWS_PER_STATEMENT):
+        chunk = forgotten[start : start + ROWS_PER_STATEMENT]
         conn.execute(f"DELETE FROM search WHERE idx IN ({','.join('?' * len(chunk))})", chunk)  # noqa: S608
     if lost:
         _rebuild_terms(conn)
@@ -230,7 +254,7 @@ def forget(conn: sqlite3.Connection, indices: Iterable[int], entries: Mapping[in
 def _rebuild_terms(conn: sqlite3.Connection) -> None:
     """Recreate search_fts from the entries of the events that still have a search row."""
     conn.execute("DROP TABLE search_fts")
-    conn.execute(_FTS)
+    _create_fts(conn)
     last = -1
     while True:
         batch = conn.execute(
@@ -241,7 +265,7 @@ def _rebuild_terms(conn: sqlite3.Connection) -> None:
         if not batch:
             return
         params = list(chain.from_iterable((idx, index_row(bytes(entry))[13]) for idx, entry in batch))
-        _insert(conn, _INSERT_FTS, 2, params)
+        insert_values(conn, _INSERT_FTS, 2, params)
         last = batch[-1][0]
 
 
