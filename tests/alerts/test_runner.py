@@ -94,7 +94,7 @@ def test_events_in_become_alert_events_in_the_log_and_reach_a_webhook(
 
         def settled() -> bool:  # the follower passed its own alert events; the sender marked both delivered
             status = service.status()
-            return status.cursor == log.size and status.sinks[0].delivered == 2
+            return bool(status.cursor == log.size and status.sinks[0].delivered == 2)
 
         wait_until(settled, what="the cursor past the alert events and both marked delivered")
     recorded = alert_events(data_dir)
