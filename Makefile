@@ -42,6 +42,8 @@ bench: $(BIN)/sealtrail
 	$(BIN)/python bench/http_ingest.py
 	$(BIN)/python bench/proofs.py
 	$(BIN)/python bench/verify.py
+	$(BIN)/python bench/search.py
+	$(BIN)/python bench/integrity.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache
