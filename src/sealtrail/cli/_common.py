@@ -21,6 +21,7 @@ __all__ = [
     "data_dir",
     "fail",
     "key_argument",
+    "key_text",
     "progress_bar",
     "reported_errors",
     "stderr",
@@ -60,15 +61,19 @@ def data_dir(path: Path | None) -> DataDir:
     return DataDir.resolve(path)
 
 
+def key_text(value: str) -> str:
+    """The text of a vkey given inline (name+id+key) or as the path of a file holding one."""
+    if "+" in value:
+        return value.strip()
+    path = Path(value)
+    if not path.is_file():
+        raise NoteError(f"{value!r} is neither a vkey nor a file")
+    return path.read_text().strip()
+
+
 def key_argument(value: str) -> Ed25519Verifier:
-    """A vkey given inline (name+id+key) or as the path of a file holding one."""
-    text = value
-    if "+" not in value:
-        path = Path(value)
-        if not path.is_file():
-            raise NoteError(f"--vkey {value!r} is neither a vkey nor a file")
-        text = path.read_text()
-    return parse_verifier(text.strip())
+    """The Ed25519 log key of a --vkey option (see key_text)."""
+    return parse_verifier(key_text(value))
 
 
 class ProgressBar:

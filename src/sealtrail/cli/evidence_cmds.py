@@ -24,7 +24,7 @@ from ..search import parse_query
 from ..store.sqlite import SqliteStore
 from ..view import LogView
 from ..witnessing import parse_witnessing
-from ._common import DirOption, data_dir, fail, progress_bar, reported_errors
+from ._common import DirOption, data_dir, fail, key_text, progress_bar, reported_errors
 
 __all__ = ["app"]
 
@@ -134,7 +134,7 @@ def _witness_keys(config: Path | None, extra: list[str]) -> list[str]:
     if config is not None:
         table = tomllib.loads(config.read_text()).get("witnessing")
         keys += [w.key.vkey for w in parse_witnessing(table).witnesses]
-    keys += [parse_witness_key(_key_text(v)).vkey for v in extra]
+    keys += [parse_witness_key(key_text(v)).vkey for v in extra]
     return list(dict.fromkeys(keys))
 
 
@@ -161,8 +161,8 @@ def verify(
     Exit 0 if it checks out; otherwise exit 1 naming the file (and entry) at fault.
     """
     with reported_errors():
-        trusted = _key_text(vkey) if vkey else None
-        witnesses = [_key_text(w) for w in witness] if witness else None
+        trusted = key_text(vkey) if vkey else None
+        witnesses = [key_text(w) for w in witness] if witness else None
         try:
             report = verify_zip(
                 bundle, trusted_vkey=trusted, trusted_witnesses=witnesses, min_cosignatures=min_cosignatures
@@ -176,13 +176,3 @@ def verify(
         f"ok: {report.events} events ({report.redacted} redacted) proven in {report.origin} "
         f"size {report.size} root {b64encode(report.root)}{cosigned}"
     )
-
-
-def _key_text(value: str) -> str:
-    """A vkey given inline or as the path of a file holding one."""
-    if "+" in value:
-        return value
-    path = Path(value)
-    if not path.is_file():
-        raise ValueError(f"{value!r} is neither a vkey nor a file")
-    return path.read_text().strip()

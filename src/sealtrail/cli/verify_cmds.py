@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 
 from ..mldsa import parse_mldsa_verifier
-from ..note import NoteError, b64encode
+from ..note import b64encode
 from ..tlogproof import verify_tlog_proof
 from ..verify import AuditError, audit_store, default_workers
-from ._common import DirOption, data_dir, fail, key_argument, progress_bar, reported_errors
+from ._common import DirOption, data_dir, fail, key_argument, key_text, progress_bar, reported_errors
 
 __all__ = ["register"]
 
@@ -46,7 +46,7 @@ def verify(
     with reported_errors():
         directory = data_dir(dir)
         verifier = key_argument(vkey) if vkey else directory.verifier()
-        mldsa = parse_mldsa_verifier(_key_text(mldsa_vkey)) if mldsa_vkey else directory.mldsa_verifier()
+        mldsa = parse_mldsa_verifier(key_text(mldsa_vkey)) if mldsa_vkey else directory.mldsa_verifier()
         required = [] if mldsa is None else [mldsa]
         store = directory.store()
         try:
@@ -91,16 +91,6 @@ def verify_proof(
         proof, signed, leaf = verify_tlog_proof(data, origin or verifier.name, [verifier], entry_bytes)
     what = "entry" if entry is not None else f"leaf hash {b64encode(leaf)}"
     print(f"ok: {what} is at index {proof.index} of {signed.checkpoint.origin}, size {signed.checkpoint.size}")
-
-
-def _key_text(value: str) -> str:
-    """A vkey given inline (name+id+key) or as the path of a file holding one."""
-    if "+" in value:
-        return value
-    path = Path(value)
-    if not path.is_file():
-        raise NoteError(f"{value!r} is neither a vkey nor a file")
-    return path.read_text().strip()
 
 
 def register(app: typer.Typer) -> None:
