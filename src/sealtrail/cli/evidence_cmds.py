@@ -95,7 +95,6 @@ def export(
                         print("warning: no checkpoint has met a witness policy; using the latest", file=sys.stderr)
                     size = witnessed[0] if witnessed is not None else None
                 size, note = view.checkpoint(size)
-                note = view.cosigned(size, note)
                 chosen = _select(store, query, list(index or ()), size)
                 if not chosen:
                     raise ValueError("no events match; nothing written")
