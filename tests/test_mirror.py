@@ -41,8 +41,9 @@ from sealtrail.mirror import FORK_DIR, Mirror, MirrorError
 from sealtrail.mirror_app import create_mirror_app
 from sealtrail.note import NoteError, generate_ed25519, open_note, parse_verifier
 from sealtrail.objectstore import DirectorySink
+from sealtrail.redaction import commit_redactions
 from sealtrail.server import Settings, create_app
-from sealtrail.verify import verify_tiles_log
+from sealtrail.verify import AuditReport, verify_tiles_log
 from sealtrail.witnessing import WitnessingSettings, parse_witnessing
 
 
@@ -384,6 +385,42 @@ def test_mirroring_a_live_server_while_10000_events_arrive(live: _LiveServer, tm
     verified = run_cli("tiles", "verify", copy, "--vkey", vkey)
     assert verified.code == 0, verified.stderr
     assert verified.text.strip().endswith(f"size {total} root {latest.checkpoint.text().split()[2]} verified")
+
+
+def test_a_live_server_with_redacted_entries_is_mirrored_and_verified_over_http(
+    live: _LiveServer, tmp_path: Path
+) -> None:
+    """The server answers 410 for a bundle spanning a redacted entry and serves its redacted form; a mirror and
+    `tiles verify` over HTTP take it, and the mirror's own HTTP face serves it too."""
+    vkey = live.directory.vkey.read_text().strip()
+    verifier = parse_verifier(vkey)
+    live.post(devsecops_event(n, "erase") for n in range(300))
+    log = live.app.state.services.log
+    done = commit_redactions(
+        log, [3, 260], source_id="erasure", kind="log.erasure", action="erasure.request", reason="R-1", attrs={}
+    )
+    log.sign_now()
+    record = done[0].record.index
+    wait_for(lambda: open_checkpoint(live.checkpoint(), verifier.name, [verifier]).checkpoint.size == 301, 30, "sign")
+
+    report = AuditReport()
+    source = HttpSource(live.url, token=live.read)
+    try:
+        latest = verify_tiles_log(source.fetch, verifier.name, verifier, report=report)
+    finally:
+        source.close()
+    assert latest.size == 301 and report.redacted_ranges == [[3, 3], [260, 260]]
+    assert report.redaction_records == [record]
+
+    copy = tmp_path / "copy"
+    mirror = Mirror(HttpSource(live.url, token=live.read), DirectorySink(copy), verifier.name, verifier)
+    observed = mirror.poll()
+    assert observed.kind is Kind.OK, observed.message
+    assert _verify_copy(copy, vkey) == (301, latest.root)
+    with served(create_mirror_app(mirror.sink, mirror.status)) as face:
+        verified = run_cli("tiles", "verify", face.url, "--vkey", vkey)
+    assert verified.code == 0, verified.stderr
+    assert f"redacted: 2 entries (3, 260), accounted for by the records at {record}" in verified.text
 
 
 def test_a_log_configured_with_the_mirror_as_witness_gets_cosignatures_only_for_mirrored_checkpoints(

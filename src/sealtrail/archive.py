@@ -166,8 +166,8 @@ class Archiver:
             if result.written:
                 logger.info("archived size %d to %s (%d new objects)", result.size, self._status.url, result.written)
             if result.redacted:
-                logger.warning(
-                    "archive: %d entry bundles span redacted entries and were not archived (e.g. %s)",
+                logger.info(
+                    "archive: %d entry bundles span redacted entries and were archived in redacted form (e.g. %s)",
                     len(result.redacted),
                     result.redacted[0],
                 )

@@ -7,11 +7,21 @@ from pathlib import Path
 
 import httpx
 
-from .tiles import parse_tile_path
+from .tiles import REDACTED_PREFIX, parse_tile_path
 
 __all__ = ["DirectorySource", "HttpSource", "S3Source", "TilesSource", "open_source"]
 
 _CHECKPOINT_FILE = re.compile(r"checkpoint\.(0|[1-9][0-9]*)")
+
+
+def _check_path(path: str) -> None:
+    """Refuse anything but `checkpoint`, a tile or bundle path, or a bundle's redacted form (ValueError)."""
+    if path == "checkpoint":
+        return
+    redacted = path.startswith(REDACTED_PREFIX)
+    ref = parse_tile_path(path.removeprefix(REDACTED_PREFIX))
+    if redacted and ref.level is not None:
+        raise ValueError(f"not a tile path: {path!r}")
 
 
 class TilesSource:
@@ -35,8 +45,7 @@ class DirectorySource(TilesSource):
         self.root = root
 
     def fetch(self, path: str) -> bytes | None:
-        if path != "checkpoint":
-            parse_tile_path(path)  # refuse anything that is not a tile path
+        _check_path(path)
         target = self.root / path
         return target.read_bytes() if target.is_file() else None
 
@@ -55,7 +64,7 @@ class HttpSource(TilesSource):
 
     def fetch(self, path: str) -> bytes | None:
         response = self.client.get(self.prefix + path)
-        if response.status_code == 404:
+        if response.status_code in (404, 410):  # 410: an entry bundle spanning a redacted entry (docs/retention.md)
             return None
         if response.status_code in (401, 403):
             raise OSError(f"GET {self.prefix + path}: HTTP {response.status_code}; pass a read token with --token")
@@ -80,8 +89,7 @@ class S3Source(TilesSource):
         self.objects = S3Objects(url, endpoint_url=endpoint_url)
 
     def fetch(self, path: str) -> bytes | None:
-        if path != "checkpoint":
-            parse_tile_path(path)
+        _check_path(path)
         return self.objects.get(path)
 
     def archived_checkpoints(self) -> list[bytes]:

@@ -32,7 +32,7 @@ from .checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint
 from .fetch import TilesSource
 from .merkle import HASH_SIZE, NodeReader, ProofError, consistency_proof, tree_hash, verify_consistency
 from .note import NoteError, Verifier, b64encode
-from .tiles import TileRef, decode_bundle, node_reader
+from .tiles import TileRef, decode_bundle, node_reader, redacted_bundle_path
 
 __all__ = [
     "ALARMS",
@@ -250,6 +250,8 @@ class TileFetcher:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sealtrail-fetch")
         self._workers = workers
         self._cache: dict[TileRef, bytes] = {}
+        self.redacted_form: set[TileRef] = set()
+        """Entry bundles read in redacted form (tiles.redacted_bundle_path): their empty entries were redacted."""
 
     def close(self) -> None:
         self._pool.shutdown(cancel_futures=True)
@@ -257,6 +259,7 @@ class TileFetcher:
     def reset(self) -> None:
         """Forget what was read (call at the start of each poll)."""
         self._cache.clear()
+        self.redacted_form.clear()
 
     def _fetch(self, path: str) -> bytes | None:
         try:
@@ -275,11 +278,11 @@ class TileFetcher:
         cached = self._cache.get(ref)
         if cached is not None:
             return cached
-        data = self._fetch(ref.path)
-        if data is None and ref.partial:
-            full = self._fetch(TileRef(ref.level, ref.index).path)
-            if full is not None:
-                data = full[: ref.width * HASH_SIZE] if ref.level is not None else _bundle_prefix(full, ref.width)
+        data = self._read(ref.path, ref)
+        if data is None and ref.level is None:
+            data = self._read(redacted_bundle_path(ref.index, ref.width), ref)
+            if data is not None:
+                self.redacted_form.add(ref)
         if data is None:
             raise SourceUnavailable(f"{ref.path} is missing")
         if ref.level is None:
@@ -290,6 +293,15 @@ class TileFetcher:
         elif len(data) != ref.width * HASH_SIZE:
             raise BadTiles(f"{ref.path} is {len(data)} bytes, want {ref.width * HASH_SIZE}")
         self._cache[ref] = data
+        return data
+
+    def _read(self, path: str, ref: TileRef) -> bytes | None:
+        """The object at `path` (ref's tile, bundle or redacted bundle), else the prefix of the full one."""
+        data = self._fetch(path)
+        if data is None and ref.partial:
+            full = self._fetch(path[: path.rindex(".p/")])
+            if full is not None:
+                data = full[: ref.width * HASH_SIZE] if ref.level is not None else _bundle_prefix(full, ref.width)
         return data
 
     def get_many(self, refs: Sequence[TileRef]) -> list[bytes]:

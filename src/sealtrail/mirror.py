@@ -44,7 +44,7 @@ from .follow import (
 from .merkle import EMPTY_ROOT, HASH_SIZE, ProofError, consistency_proof, tree_hash
 from .note import Ed25519Signer, NoteError, Signature, Verifier, b64encode, parse_note, sign_note
 from .objectstore import TileSink, WriteOnceError
-from .tiles import TILE_WIDTH, TileRef, TreeEdge, decode_bundle, node_reader, tile_width
+from .tiles import TILE_WIDTH, TileRef, TreeEdge, decode_bundle, node_reader, redacted_bundle_path, tile_width
 
 __all__ = ["FORK_DIR", "PENDING_CHECKPOINT", "Mirror", "MirrorError", "follow"]
 
@@ -56,6 +56,17 @@ PENDING_CHECKPOINT = "checkpoint.pending"
 """The checkpoint whose objects are being written; names who vouched for them if a later write conflicts."""
 _TILE_BYTES = TILE_WIDTH * HASH_SIZE
 _sha256 = hashlib.sha256
+
+
+def _leaves(entries: list[bytes], tile: bytes, redacted_form: bool) -> list[bytes]:
+    """Leaf hashes of a bundle's entries; in a bundle served in redacted form an empty entry's comes from its
+    level-0 tile (the checkpoint's root vouches for it, not the body, which is gone)."""
+    return [
+        tile[pos * HASH_SIZE : (pos + 1) * HASH_SIZE]
+        if redacted_form and not entry
+        else _sha256(b"\x00" + entry).digest()
+        for pos, entry in enumerate(entries)
+    ]
 
 
 class MirrorError(RuntimeError):
@@ -264,7 +275,8 @@ class Mirror(Follower):
                 bundle, tile = next(fetched), next(fetched)
                 width = tile_width(0, index, size)
                 start = index * TILE_WIDTH
-                leaves = [_sha256(b"\x00" + entry).digest() for entry in decode_bundle(bundle, width)]
+                bundle_ref = TileRef(None, index, width)
+                leaves = _leaves(decode_bundle(bundle, width), tile, bundle_ref in self.fetcher.redacted_form)
                 kept = held - start if index == first else 0
                 if kept and b"".join(leaves[:kept]) != edge.tile(0):
                     raise _Mismatch(
@@ -276,7 +288,8 @@ class Mirror(Follower):
                     pos = _first_difference(tile, computed)
                     path = TileRef(0, index, width).path
                     raise BadTiles(f"{path} from the source: hash {pos} does not match entry {start + pos}")
-                staged.add(TileRef(None, index, width).path, bundle)
+                redacted = bundle_ref in self.fetcher.redacted_form
+                staged.add(redacted_bundle_path(index, width) if redacted else bundle_ref.path, bundle)
                 staged.add(TileRef(0, index, width).path, tile)
                 for (level, tile_index), data in changed.items():
                     if level and len(data) == _TILE_BYTES:

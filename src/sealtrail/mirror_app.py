@@ -33,7 +33,7 @@ from .metrics import STATUS_METRICS
 from .mirror import Mirror
 from .note import NoteError, parse_note
 from .objectstore import TileSink
-from .tiles import parse_tile_path
+from .tiles import parse_tile_path, redacted_bundle_path
 from .witness.protocol import (
     MAX_BODY_BYTES,
     SIZE_CONTENT_TYPE,
@@ -139,6 +139,17 @@ def create_mirror_app(
             return JSONResponse({"error": f"no such tile: {path}"}, 404)
         return Response(data, media_type="application/octet-stream", headers=_IMMUTABLE)
 
+    async def redacted(request: Request) -> Response:
+        path = "tile/entries/" + request.path_params["path"]
+        try:
+            ref = parse_tile_path(path)
+        except ValueError:
+            return JSONResponse({"error": f"no such entry bundle: {path}"}, 404)
+        data = await run_in_threadpool(sink.get, redacted_bundle_path(ref.index, ref.width))
+        if data is None:
+            return JSONResponse({"error": f"no redacted form of {path}"}, 404)
+        return Response(data, media_type="application/octet-stream", headers=_IMMUTABLE)
+
     async def status_route(request: Request) -> Response:
         return JSONResponse(status.snapshot(), headers=_FRESH)
 
@@ -164,6 +175,7 @@ def create_mirror_app(
     routes = [
         Route("/checkpoint", checkpoint, methods=["GET"]),
         Route("/tile/{path:path}", tile, methods=["GET"]),
+        Route("/redacted/tile/entries/{path:path}", redacted, methods=["GET"]),
         Route("/status", status_route, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]

@@ -21,7 +21,7 @@ from .checkpoint import parse_checkpoint
 from .note import parse_note
 from .objectstore import TileSink
 from .store.base import LogStore, RedactedError
-from .tiles import TILE_HEIGHT, TILE_WIDTH, TileRef, TreeEdge
+from .tiles import TILE_HEIGHT, TILE_WIDTH, TileRef, TreeEdge, redacted_bundle_path
 from .view import LogView
 
 __all__ = ["Plan", "Published", "Publisher", "objects_between"]
@@ -95,7 +95,7 @@ class Published:
     written: int
     present: int
     redacted: tuple[str, ...] = ()
-    """Entry bundles not written because they span a redacted entry (their hash tiles are written)."""
+    """Entry bundles that span a redacted entry: written in redacted form (tiles.redacted_bundle_path) instead."""
 
 
 class Publisher:
@@ -158,10 +158,18 @@ class Publisher:
         objects = objects_between(after or 0, [s for s, _ in new])
         return Plan(after, size, note, objects, new if self.checkpoint_history else [])
 
-    def _data(self, ref: TileRef) -> bytes:
+    def _object(self, ref: TileRef, signed: int) -> tuple[str, bytes, bool]:
+        """(path, bytes, redacted) of `ref` in the copy of checkpoint `signed`: a bundle spanning a redacted entry
+        goes in redacted form (view.NotYetSigned while a redaction's record is beyond `signed`)."""
         if ref.level is None:
-            return self._view.entry_bundle(ref.index, ref.width, ref.index * TILE_WIDTH + ref.width)
-        return self.store.read_tiles([ref])[0]
+            size = ref.index * TILE_WIDTH + ref.width
+            try:
+                return ref.path, self._view.entry_bundle(ref.index, ref.width, size), False
+            except RedactedError:  # docs/retention.md: the signed bundle bytes are gone for good
+                redacted = self._view.redacted_bundle(ref.index, ref.width, size, signed)
+                assert redacted is not None
+                return redacted_bundle_path(ref.index, ref.width), redacted, True
+        return ref.path, self.store.read_tiles([ref])[0], False
 
     def execute(self, plan: Plan, progress: Progress | None = None) -> Published:
         """Write the plan's objects (up to `workers` at a time), then the history copies, then `checkpoint`."""
@@ -173,29 +181,24 @@ class Publisher:
         def record(stored: bool) -> None:
             outcomes.append(stored)
             if progress is not None:
-                progress(len(outcomes) + len(redacted))
+                progress(len(outcomes))
 
-        def data(ref: TileRef) -> bytes | None:
-            try:
-                return self._data(ref)
-            except RedactedError:  # docs/retention.md: the signed bundle bytes are gone for good
+        def data(ref: TileRef) -> tuple[str, bytes]:
+            path, payload, is_redacted = self._object(ref, plan.size)
+            if is_redacted:
                 redacted.append(ref.path)
-                if progress is not None:
-                    progress(len(outcomes) + len(redacted))
-                return None
+            return path, payload
 
         if self.workers == 1:
             for ref in plan.objects:
-                if (payload := data(ref)) is not None:
-                    record(self.sink.put_once(ref.path, payload))
+                record(self.sink.put_once(*data(ref)))
         else:
             with ThreadPoolExecutor(self.workers, thread_name_prefix="sealtrail-publish") as pool:
                 pending: deque[Future[bool]] = deque()
                 for ref in plan.objects:
                     if len(pending) >= 2 * self.workers:
                         record(pending.popleft().result())
-                    if (payload := data(ref)) is not None:
-                        pending.append(pool.submit(self.sink.put_once, ref.path, payload))
+                    pending.append(pool.submit(self.sink.put_once, *data(ref)))
                 while pending:
                     record(pending.popleft().result())
         for size, note in plan.history:

@@ -18,6 +18,7 @@ from .merkle import EMPTY_ROOT, HASH_SIZE, Node, NodeReader, combine_subtrees, r
 
 __all__ = [
     "ENTRY_MAX",
+    "REDACTED_PREFIX",
     "TILE_HEIGHT",
     "TILE_WIDTH",
     "TileRef",
@@ -28,6 +29,7 @@ __all__ = [
     "node_from_tile",
     "node_reader",
     "parse_tile_path",
+    "redacted_bundle_path",
     "tile_for_node",
     "tile_inner",
     "tile_path",
@@ -94,6 +96,21 @@ def tile_path(level: int, index: int, width: int = TILE_WIDTH) -> str:
 def entries_path(index: int, width: int = TILE_WIDTH) -> str:
     """`tile/entries/<N>[.p/<W>]`."""
     return f"tile/entries/{encode_index(index)}{_suffix(width)}"
+
+
+REDACTED_PREFIX = "redacted/"
+
+
+def redacted_bundle_path(index: int, width: int = TILE_WIDTH) -> str:
+    """`redacted/tile/entries/<N>[.p/<W>]`: sealtrail's stand-in for an entry bundle that spans redacted entries.
+
+    Not part of c2sp.org/tlog-tiles, which has no redaction. Once a logged redaction removed an
+    entry's body, the signed bundle cannot be served; this object is that bundle with every
+    redacted entry zero-length (no entry of a sealtrail log is empty). The redacted entries' leaf
+    hashes stay in the level-0 hash tile, and a redaction, retention or erasure record later in the
+    log lists their indices (docs/retention.md).
+    """
+    return REDACTED_PREFIX + entries_path(index, width)
 
 
 def parse_tile_path(path: str) -> TileRef:

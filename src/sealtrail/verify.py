@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -43,8 +43,8 @@ from .tiles import (
     TileRef,
     TreeEdge,
     decode_bundle,
-    encode_bundle,
     node_reader,
+    redacted_bundle_path,
     tile_inner,
     tile_width,
     tiles_for_size,
@@ -65,6 +65,9 @@ Progress = Callable[[int], None]
 """Called with the number of entries checked so far."""
 
 _TILES_PER_TASK = 64
+_RECORD_MARK = b'"kind":"log.'
+"""In the canonical bytes of every redaction, retention or erasure record (redaction.RECORD_KINDS): a cheap
+filter before record_ranges parses an entry."""
 
 
 class AuditError(Exception):
@@ -85,6 +88,12 @@ class AuditReport:
     """Those entries as inclusive [first, last] index ranges."""
     redaction_records: list[int] = field(default_factory=list)
     """Indices of the records that account for them."""
+
+    def redaction_summary(self) -> str:
+        """`18 entries (0-8, 10-18), accounted for by the records at 20, 21`."""
+        ranges = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in self.redacted_ranges)
+        records = ", ".join(map(str, self.redaction_records))
+        return f"{self.redacted} entries ({ranges}), accounted for by the records at {records}"
 
 
 def _first_difference(a: bytes, b: bytes) -> int:
@@ -153,20 +162,49 @@ class _StoreSource:
         return f"stored tile {ref.path}"
 
 
+def _fetch_bundle(fetch: Callable[[str], bytes | None], ref: TileRef) -> tuple[list[bytes], bool] | None:
+    """The entries of bundle `ref`, and whether they came in redacted form (tiles.redacted_bundle_path) because
+    the bundle itself is absent; None if neither is there; AuditError if malformed."""
+    for path, redacted in ((ref.path, False), (redacted_bundle_path(ref.index, ref.width), True)):
+        data = fetch(path)
+        if data is not None:
+            try:
+                return decode_bundle(data, ref.width), redacted
+            except ValueError as exc:
+                raise AuditError(f"{path}: {exc}") from None
+    return None
+
+
 class _FetchSource:
+    """A tiles log. An absent entry bundle may be served in redacted form: its empty entries take their leaf
+    hashes from the level-0 tile (the tree vouches for them), and `records` collects the redaction records
+    seen, which must list every such index (_check_accounted)."""
+
     def __init__(self, fetch: Callable[[str], bytes | None]) -> None:
         self.fetch = fetch
+        self.records: dict[int, list[tuple[int, int]]] = {}
+        """Index of each redaction, retention or erasure record -> the index ranges it lists."""
 
     def leaves(self, tile: int, width: int) -> tuple[list[bytes], tuple[int, ...]]:
         ref = TileRef(None, tile, width)
-        data = self.fetch(ref.path)
-        if data is None:
+        found = _fetch_bundle(self.fetch, ref)
+        if found is None:
             raise AuditError(f"{ref.path} is missing")
-        try:
-            entries = decode_bundle(data, width)
-        except ValueError as exc:
-            raise AuditError(f"{ref.path}: {exc}") from None
-        return [hashlib.sha256(b"\x00" + entry).digest() for entry in entries], ()
+        entries, redacted_form = found
+        start = tile * TILE_WIDTH
+        sha256 = hashlib.sha256
+        leaves: list[bytes] = []
+        redacted: list[int] = []
+        for pos, entry in enumerate(entries):
+            if not entry and redacted_form:
+                claimed, _ = _claim(self, 0, tile, width)
+                leaves.append(claimed[pos * HASH_SIZE : (pos + 1) * HASH_SIZE])
+                redacted.append(start + pos)
+                continue
+            leaves.append(sha256(b"\x00" + entry).digest())
+            if _RECORD_MARK in entry and (ranges := record_ranges(entry)) is not None:
+                self.records[start + pos] = ranges
+        return leaves, tuple(redacted)
 
     def tile(self, level: int, index: int, width: int) -> bytes | None:
         return self.fetch(TileRef(level, index, width).path)
@@ -308,6 +346,13 @@ def _in_order(source: LeafSource, size: int, keep: frozenset[int], db: Path | No
             raise AuditError(problem)
 
 
+def _collecting(checked: Iterable[LeafTile], redacted: list[int]) -> Iterator[LeafTile]:
+    """The checked tiles, passed on, with their redacted indices added to `redacted` in order."""
+    for tile in checked:
+        redacted.extend(tile.redacted)
+        yield tile
+
+
 # --- the levels above, and the checkpoints --------------------------------------------
 
 
@@ -437,19 +482,65 @@ def _check_older_partials(fetch: Fetch, sizes: Iterable[int], size: int) -> None
             for ref in refs:
                 if not ref.width or ref.width == tile_width(edge_ref.level, ref.index, size):
                     continue  # no tile, or the very object verified at `size`
-                data = fetch(ref.path)
-                if data is None:
-                    continue
                 if ref.level is None:
-                    try:
-                        entries = decode_bundle(current(ref), tile_width(0, ref.index, size))
-                    except ValueError as exc:
-                        raise AuditError(f"{ref.path}: {exc}") from None
-                    want = encode_bundle(entries[: ref.width])
-                else:
-                    want = current(ref)[: ref.width * HASH_SIZE]
-                if data != want:
+                    kept = _fetch_bundle(fetch, ref)
+                    width = tile_width(0, ref.index, size)
+                    now = _fetch_bundle(fetch, TileRef(None, ref.index, width))
+                    if kept is None:
+                        continue
+                    if now is None:
+                        raise AuditError(f"{TileRef(None, ref.index, width).path} is missing")
+                    if not _same_entries(kept[0], now[0], current(TileRef(0, ref.index))):
+                        path = redacted_bundle_path(ref.index, ref.width) if kept[1] else ref.path
+                        raise AuditError(f"{path} (kept for checkpoint {old}) does not match the verified log")
+                    continue
+                data = fetch(ref.path)
+                if data is not None and data != current(ref)[: ref.width * HASH_SIZE]:
                     raise AuditError(f"{ref.path} (kept for checkpoint {old}) does not match the verified log")
+
+
+def _same_entries(kept: list[bytes], now: list[bytes], leaves: bytes) -> bool:
+    """True if the entries of an older bundle are those of the verified one (`now`, with the leaf hashes of
+    its level-0 tile), up to its width. An entry redacted since (empty now) matches its leaf hash; one that
+    is empty in the older bundle only, or differs, does not (a redaction is never undone)."""
+    for pos, (before, after) in enumerate(zip(kept, now, strict=False)):
+        if before == after:
+            continue
+        if after or not before:
+            return False
+        if hashlib.sha256(b"\x00" + before).digest() != leaves[pos * HASH_SIZE : (pos + 1) * HASH_SIZE]:
+            return False
+    return True
+
+
+def _check_accounted(redacted: Sequence[int], records: dict[int, list[tuple[int, int]]], report: AuditReport) -> None:
+    """Every entry served in redacted form is listed by a redaction, retention or erasure record at a later
+    index of the verified tree (a record only accounts for indices before it)."""
+    spans = sorted((first, min(last, at - 1)) for at, ranges in records.items() for first, last in ranges if first < at)
+    merged: list[tuple[int, int]] = []
+    for first, last in spans:
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    starts = [first for first, _ in merged]
+    for index in redacted:
+        at = bisect_right(starts, index) - 1
+        if at < 0 or index > merged[at][1]:
+            raise AuditError(
+                f"index {index}: unaccounted redaction (served without its body, and no redaction, retention "
+                "or erasure record in the log lists it)"
+            )
+    listing = [at for at, ranges in sorted(records.items()) if any(_lists(redacted, a, b) for a, b in ranges)]
+    report.redacted = len(redacted)
+    report.redacted_ranges = index_ranges(redacted)
+    report.redaction_records = listing
+
+
+def _lists(redacted: Sequence[int], first: int, last: int) -> bool:
+    """True if sorted `redacted` holds an index in [first, last]."""
+    at = bisect_left(redacted, first)
+    return at < len(redacted) and redacted[at] <= last
 
 
 # --- local store ------------------------------------------------------------------
@@ -506,12 +597,7 @@ def _audit(
     db = store.path if isinstance(store, SqliteStore) else None
     redacted: list[int] = []
 
-    def collecting(checked: Iterable[LeafTile]) -> Iterator[LeafTile]:
-        for tile in checked:
-            redacted.extend(tile.redacted)
-            yield tile
-
-    tiles = collecting(_in_order(source, size, frozenset(), db, workers))
+    tiles = _collecting(_in_order(source, size, frozenset(), db, workers), redacted)
     edge = _rebuild(source, size, tiles, expected, progress, lambda cp_size, root, _: roots.append((cp_size, root)))
     if expected.pending is not None:
         pending_size = expected.pending[0]
@@ -611,12 +697,16 @@ def verify_tiles_log(
     extra_checkpoints: Iterable[bytes] = (),
     state: TrustedState | None = None,
     progress: Progress | None = None,
+    report: AuditReport | None = None,
 ) -> Checkpoint:
     """Verify a whole c2sp.org/tlog-tiles log and return its verified latest checkpoint.
 
     Checks the checkpoint signature, that every entry hashes into every served
     tile and into the checkpoint's root, that every extra checkpoint (e.g. an
     archive of older ones) and the trusted `state` are consistent with it.
+    A sealtrail log's bundles that span redacted entries may come in redacted
+    form (tiles.redacted_bundle_path); each such entry must be listed by a
+    record later in the log. `report` receives the size and those entries.
     """
     notes: list[tuple[str, bytes]] = []
     latest_note = fetch("checkpoint")
@@ -652,7 +742,13 @@ def verify_tiles_log(
     size = latest.size
     keep = frozenset(s // TILE_WIDTH for s, _, _ in expected if s % TILE_WIDTH and s < size)
     source = _FetchSource(fetch)
-    edge = _rebuild(source, size, _in_order(source, size, keep, None, 0), _Checkpoints(expected), progress)
+    redacted: list[int] = []
+
+    tiles = _collecting(_in_order(source, size, keep, None, 0), redacted)
+    edge = _rebuild(source, size, tiles, _Checkpoints(expected), progress)
     _check_edge(source, edge)
     _check_older_partials(fetch, [s for s, _, _ in expected], size)
+    outcome = report if report is not None else AuditReport()
+    outcome.size, outcome.latest = size, latest
+    _check_accounted(redacted, source.records, outcome)
     return latest

@@ -15,7 +15,11 @@ from .store.base import LogStore, RedactedError, StoreError
 from .tiles import TILE_WIDTH, TileRef, encode_bundle, node_reader, tile_width
 from .tlogproof import TlogProof
 
-__all__ = ["LogView"]
+__all__ = ["LogView", "NotYetSigned"]
+
+
+class NotYetSigned(StoreError):
+    """What was asked for depends on entries that no signed checkpoint covers yet."""
 
 
 class LogView:
@@ -131,3 +135,27 @@ class LogView:
                 raise RedactedError(redacted)
             raise StoreError(f"entries {start}..{start + width} are incomplete")
         return encode_bundle(entries)
+
+    def redacted_bundle(self, index: int, width: int, size: int, signed: int) -> bytes | None:
+        """The bundle of tiles.redacted_bundle_path at tree `size`: redacted entries zero-length; None if the
+        bundle spans no redacted entry (then entry_bundle serves it).
+
+        A reader checks each emptied entry against a record in the tree of a signed checkpoint, so this
+        raises NotYetSigned while the record of one is beyond the checkpoint of size `signed`."""
+        if tile_width(0, index, size) != width:
+            raise StoreError(f"entry bundle {TileRef(None, index, width).path} does not exist at size {size}")
+        start = index * TILE_WIDTH
+        redactions = list(self.store.redactions(start, start + width))
+        if not redactions:
+            return None
+        unsigned = next((r for r in redactions if r.record_index >= signed), None)
+        if unsigned is not None:
+            raise NotYetSigned(
+                f"entry {unsigned.index} was redacted by the record at index {unsigned.record_index}, which no "
+                f"signed checkpoint covers yet (latest size {signed}); try again after the next checkpoint"
+            )
+        redacted = {r.index for r in redactions}
+        bodies = dict(self.store.entries(start, start + width))
+        if any(i not in bodies and i not in redacted for i in range(start, start + width)):
+            raise StoreError(f"entries {start}..{start + width} are incomplete")
+        return encode_bundle(b"" if i in redacted else bodies[i] for i in range(start, start + width))

@@ -72,7 +72,10 @@ def test_plan_apply_verify(filled: tuple[DataDir, Path], cli: Cli) -> None:
 
     exported = cli("tiles", "export", directory.path.parent / "tiles", "--dir", directory.path)
     assert exported.code == 0, exported.stderr
-    assert "skipped 3 entry bundles that span redacted entries" in exported.stderr
+    assert "3 entry bundles span redacted entries: written under redacted/" in exported.stderr
+    tiles = cli("tiles", "verify", directory.path.parent / "tiles", "--vkey", directory.vkey)
+    assert tiles.code == 0, tiles.stderr
+    assert "redacted: 18 entries (0-8, 10-18), accounted for by the records at 20, 21" in tiles.text
 
 
 def test_erase_by_actor(filled: tuple[DataDir, Path], cli: Cli) -> None:

@@ -15,6 +15,7 @@ from sealtrail.event import prepare
 from sealtrail.redaction import commit_redactions
 from sealtrail.retention import RetentionConfig
 from sealtrail.server import Settings, create_app
+from sealtrail.tiles import decode_bundle
 from sealtrail.tlogproof import verify_tlog_proof
 
 from .conftest import ORIGIN, Api
@@ -82,6 +83,31 @@ def test_proofs_of_redacted_entries_and_hash_tiles_are_still_served(api: Api, tm
     assert bundle.status_code == 410
     assert bundle.json()["redaction"]["index"] == 4
     assert api.client.get("/tile/entries/000.p/4", headers=read).status_code == 200  # before the redacted entry
+    assert bundle.headers["Link"] == f'</redacted/tile/entries/000.p/{size}>; rel="alternate"'
+
+
+def test_bundles_spanning_redacted_entries_are_served_in_redacted_form(api: Api) -> None:
+    _ingest(api, 6)
+    record = _redact(api, [1, 4])
+    read = api.headers(api.read, None)
+    size = record + 1
+    served = api.client.get(f"/redacted/tile/entries/000.p/{size}", headers=read)
+    assert served.status_code == 200
+    assert served.headers["Cache-Control"] == "no-cache"  # a later redaction in the bundle empties another entry
+    entries = decode_bundle(served.content, size)
+    assert [n for n, entry in enumerate(entries) if not entry] == [1, 4]
+    for n in (0, 2, 3, 5, record):
+        assert entries[n] == api.client.get(f"/v1/entries/{n}", headers=read).content
+    leaves = api.client.get(f"/tile/0/000.p/{size}", headers=read).content
+    for n in (1, 4):  # the tree still holds what the emptied entries hashed to
+        proof = api.client.get("/v1/proof/inclusion", params={"index": n}, headers=read).json()
+        assert base64.b64decode(proof["leaf_hash"]) == leaves[32 * n : 32 * (n + 1)]
+
+    unredacted = api.client.get("/redacted/tile/entries/000.p/1", headers=read)
+    assert unredacted.status_code == 404
+    assert "spans no redacted entry; read it at /tile/entries/000.p/1" in unredacted.json()["error"]
+    assert api.client.get(f"/redacted/tile/entries/000.p/{size + 1}", headers=read).status_code == 404
+    assert api.client.get("/redacted/tile/0/000", headers=read).status_code == 404
 
 
 def test_serve_enforces_retention_on_its_schedule(tmp_path: Path) -> None:

@@ -109,8 +109,8 @@ def _run(publisher: Publisher, where: str, follow: bool, interval: float, full: 
                     )
                     if result.redacted:
                         print(
-                            f"warning: {len(result.redacted)} entry bundles span redacted entries and were not "
-                            f"archived, e.g. {result.redacted[0]}",
+                            f"note: {len(result.redacted)} entry bundles span redacted entries and were archived "
+                            f"in redacted form under redacted/, e.g. {result.redacted[0]}",
                             file=sys.stderr,
                         )
             except (OSError, RuntimeError, ValueError) as exc:

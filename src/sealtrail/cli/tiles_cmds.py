@@ -14,7 +14,7 @@ from ..monitor import TrustedCheckpoint, load_state, save_state
 from ..note import b64encode, parse_note
 from ..objectstore import DirectorySink
 from ..publish import Publisher
-from ..verify import AuditError, TrustedState, verify_tiles_log
+from ..verify import AuditError, AuditReport, TrustedState, verify_tiles_log
 from ._common import DirOption, data_dir, fail, key_argument, progress_bar, reported_errors
 
 __all__ = ["app"]
@@ -37,12 +37,12 @@ def export(
                 published = publisher.execute(plan, progress)
         finally:
             store.close()
-    bundles = plan.bundles - len(published.redacted)
-    print(f"exported size {plan.size}: {plan.tiles} tiles and {bundles} entry bundles to {out_dir}")
+    print(f"exported size {plan.size}: {plan.tiles} tiles and {plan.bundles} entry bundles to {out_dir}")
     if published.redacted:
         print(
-            f"skipped {len(published.redacted)} entry bundles that span redacted entries "
-            f"(their hash tiles are exported): {', '.join(published.redacted)}",
+            f"{len(published.redacted)} entry bundles span redacted entries: written under redacted/ with those "
+            f"entries empty (`sealtrail tiles verify` checks them; other tlog-tiles clients see them missing): "
+            f"{', '.join(published.redacted)}",
             file=sys.stderr,
         )
 
@@ -78,6 +78,7 @@ def verify(
                 """The source, with the checkpoint read once: the one verified is the one kept in --state."""
                 return note if path == "checkpoint" else tiles.fetch(path)
 
+            report = AuditReport()
             with progress_bar("verifying", size_hint) as progress:
                 latest = verify_tiles_log(
                     fetch,
@@ -86,6 +87,7 @@ def verify(
                     extra_checkpoints=tiles.archived_checkpoints(),
                     state=trusted,
                     progress=progress,
+                    report=report,
                 )
         except AuditError as exc:
             raise fail(f"tiles log is NOT intact: {exc}") from None
@@ -94,3 +96,5 @@ def verify(
         if state:
             save_state(state, TrustedCheckpoint(latest, note))
     print(f"ok: {log_origin} size {latest.size} root {b64encode(latest.root)} verified")
+    if report.redacted:
+        print(f"redacted: {report.redaction_summary()}")

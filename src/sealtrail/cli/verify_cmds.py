@@ -66,9 +66,7 @@ def verify(
         summary += f"; latest checkpoint size {latest.size}, root {b64encode(latest.root)}"
     print(summary)
     if report.redacted:
-        ranges = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in report.redacted_ranges)
-        records = ", ".join(map(str, report.redaction_records))
-        print(f"redacted: {report.redacted} entries ({ranges}), accounted for by the records at {records}")
+        print(f"redacted: {report.redaction_summary()}")
     if report.unsigned:
         print(f"note: {report.unsigned} newest entries are not yet covered by a signed checkpoint", file=sys.stderr)
     for note in report.notes:

@@ -10,7 +10,8 @@ from starlette.responses import Response
 from ..merkle import ProofError
 from ..note import b64encode
 from ..store.base import RedactedError, StoreError
-from ..tiles import TILE_WIDTH, parse_tile_path, tile_width
+from ..tiles import TILE_WIDTH, parse_tile_path, redacted_bundle_path, tile_width
+from ..view import NotYetSigned
 from .common import authorize, services
 from .errors import ApiError, gone, json_response
 from .settings import MAX_INDEX
@@ -108,7 +109,35 @@ async def tile(request: Request, path: str) -> Response:
         try:
             data = svc.view.entry_bundle(ref.index, ref.width, ref.index * TILE_WIDTH + ref.width)
         except RedactedError as exc:  # the hash tile stays served; the signed bundle bytes are gone
-            return gone(exc.redaction)
+            answer = gone(exc.redaction)
+            answer.headers["Link"] = f'</{redacted_bundle_path(ref.index, ref.width)}>; rel="alternate"'
+            return answer
     else:
         data = svc.store.read_tiles([ref])[0]
     return Response(data, media_type="application/octet-stream", headers=_IMMUTABLE)
+
+
+@router.get(
+    "/redacted/tile/entries/{path:path}",
+    tags=["tiles"],
+    summary="An entry bundle that spans redacted entries, with those entries empty (sealtrail extension)",
+)
+async def redacted_bundle(request: Request, path: str) -> Response:
+    """tiles.redacted_bundle_path: where tile/entries/{path} answers 410. 404 if that bundle spans no redacted
+    entry. Not immutable: a later redaction in the same bundle empties one more entry."""
+    authorize(request, "read", public=True)
+    try:
+        ref = parse_tile_path(f"tile/entries/{path}")
+    except ValueError:
+        raise ApiError(404, f"no such entry bundle: tile/entries/{path}") from None
+    svc = services(request)
+    size, _ = svc.log.latest_checkpoint()
+    if ref.width > tile_width(0, ref.index, size):
+        raise ApiError(404, f"tile/entries/{path} is not in the tree of the latest checkpoint (size {size})")
+    try:
+        data = svc.view.redacted_bundle(ref.index, ref.width, ref.index * TILE_WIDTH + ref.width, size)
+    except NotYetSigned as exc:
+        raise ApiError(503, str(exc), {"Retry-After": "1"}) from None
+    if data is None:
+        raise ApiError(404, f"tile/entries/{path} spans no redacted entry; read it at /tile/entries/{path}")
+    return Response(data, media_type="application/octet-stream", headers={"Cache-Control": "no-cache"})
