@@ -9,7 +9,10 @@ Baseline in the same run: GET /healthz at the same concurrency, the cost of an
 HTTP round trip through the same server with no log work. The client is a
 minimal keep-alive HTTP/1.1 client on asyncio, in its own process.
 
-    python bench/http_ingest.py [--seconds 5] [--concurrency 128]
+    python bench/http_ingest.py [--seconds 5] [--concurrency 128] [--alerts]
+
+--alerts runs the server with an empty [alerts] table: every built-in rule evaluated over
+every event (in a thread of the server process, as `serve` does).
 """
 
 from __future__ import annotations
@@ -73,10 +76,25 @@ def free_port() -> int:
         return port
 
 
-def start_server(work: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(work: Path, port: int, alerts: bool = False) -> tuple[subprocess.Popen[bytes], str]:
     log = work / "serve.log"
+    config: list[str] = []
+    if alerts:
+        (work / "sealtrail.toml").write_text("[alerts]\n")
+        config = ["--config", str(work / "sealtrail.toml")]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sealtrail", "serve", "--dir", str(work / "data"), "--port", str(port), *ORIGIN],
+        [
+            sys.executable,
+            "-m",
+            "sealtrail",
+            "serve",
+            "--dir",
+            str(work / "data"),
+            "--port",
+            str(port),
+            *ORIGIN,
+            *config,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb"),
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -147,13 +165,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=128, help="connections for the single-event phase")
     parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--alerts", action="store_true", help="evaluate every built-in alert rule in the server")
     args = parser.parse_args()
 
     lines = events(200_000, seed=11)
     batches = [b"[" + b",".join(lines[i : i + 100]) + b"]" for i in range(0, len(lines), 100)]
     with tempfile.TemporaryDirectory(dir=Path(__file__).parent) as tmp:
         port = free_port()
-        proc, token = start_server(Path(tmp), port)
+        proc, token = start_server(Path(tmp), port, args.alerts)
         try:
             baseline, _ = asyncio.run(closed_loop(port, token, args.concurrency, args.seconds, None, "GET", "/healthz"))
             counter = iter(range(10**9))

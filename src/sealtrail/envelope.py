@@ -16,7 +16,7 @@ def value_at(envelope: object, *path: str) -> Any:
     is not a JSON object."""
     value: Any = envelope
     for key in path:
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):  # decoded JSON: a dict, checked at once
             return None
         value = value.get(key)
     return value

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import fnmatch
 import re
 import tomllib
 from datetime import UTC, datetime
@@ -9,9 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from _github_fixtures import webhook_examples
+from alerts._events import github_event, sshd_events, sshd_line
 from sealtrail.alerts import AlertsConfig, ConfigError, builtin_rules, load_alerts_config, parse_alerts_table
-from sealtrail.alerts.rules import ChangeWindow, parse_rule, webhook_key
+from sealtrail.alerts.rules import LABELS, ChangeWindow, parse_rule, webhook_key
 from sealtrail.watchers import parse_monitor_tables
 
 EVENT: dict[str, Any] = {
@@ -201,3 +207,85 @@ def test_the_configuration_examples_of_the_docs_are_valid() -> None:
             parse_alerts_table(block["alerts"], Path("."))
             checked += 1
     assert checked >= 3
+
+
+# --- the fast paths agree with the definitions ---------------------------------------------------
+
+_TEXT = st.text(alphabet=st.sampled_from("ab.*?[]!-/_xyz"), max_size=8)
+_VALUE = st.one_of(_TEXT, st.integers(-3, 3), st.booleans(), st.none(), st.lists(_TEXT, max_size=3))
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return bool(a == b)
+    return type(a) is type(b) and bool(a == b)
+
+
+def _holds(value: Any, spec: dict[str, Any]) -> bool:
+    """docs/alerts.md's definition of a condition, evaluated directly (fnmatch for globs)."""
+    if "exists" in spec and (value is not None) != spec["exists"]:
+        return False
+    items = value if isinstance(value, list) else [value]
+    if "not_in" in spec and any(_same_json(i, b) for i in items for b in spec["not_in"]):
+        return False
+    if "in" in spec and not any(_same_json(i, w) for i in items for w in spec["in"]):
+        return False
+    if "glob" in spec and not any(
+        isinstance(i, str) and fnmatch.fnmatchcase(i, p) for i in items for p in spec["glob"]
+    ):
+        return False
+    return "prefix" not in spec or any(isinstance(i, str) and i.startswith(p) for i in items for p in spec["prefix"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    value=_VALUE,
+    spec=st.fixed_dictionaries(
+        {},
+        optional={
+            "in": st.lists(st.one_of(_TEXT, st.integers(-3, 3), st.booleans()), min_size=1, max_size=3),
+            "not_in": st.lists(st.one_of(_TEXT, st.integers(-3, 3), st.booleans()), min_size=1, max_size=3),
+            "glob": st.lists(_TEXT, min_size=1, max_size=3),
+            "prefix": st.lists(_TEXT, min_size=1, max_size=2),
+            "exists": st.booleans(),
+        },
+    ),
+)
+def test_a_condition_holds_exactly_as_defined(value: Any, spec: dict[str, Any]) -> None:
+    """Conditions compile globs into one regex and test strings against sets; the outcome is the definition's."""
+    if not spec:
+        return
+    event = {"kind": "k", "attrs": {"v": value}}
+    assert rule(match={"attrs.v": spec}).selects(event) is _holds(value, spec)
+
+
+def _real_events() -> list[dict[str, Any]]:
+    events = [github_event(e.event, copy.deepcopy(e.payload)) for e in webhook_examples()]
+    lines = [sshd_line(pattern, n) for pattern in ("Failed password", "Invalid user", "Accepted") for n in range(3)]
+    return events + sshd_events(lines)
+
+
+def test_no_built_in_rule_is_skipped_for_an_event_it_selects() -> None:
+    """The engine evaluates, for each kind and action, only the rules that may select them: never one that
+    would have fired."""
+    events = _real_events()
+    assert len({event["kind"] for event in events}) >= 8
+    pruned = 0
+    for built_in in builtin_rules():
+        for event in events:
+            labels = tuple(event.get(label) for label in LABELS)
+            if built_in.selects(event):
+                assert built_in.may_select_labels(labels), (built_in.name, labels)
+            pruned += not built_in.may_select_labels(labels)
+    assert pruned > len(events)  # and it does skip rules: the point of it
+
+
+def test_a_rule_testing_labels_with_any_operator_is_picked_exactly_when_it_may_select() -> None:
+    selects_only = rule(match=[{"kind": {"glob": "auth.*"}, "action": {"not_in": ["login"]}}, {"action": "sudo"}])
+    assert selects_only.may_select_labels(("auth.failure", "ssh"))
+    assert not selects_only.may_select_labels(("auth.failure", "login"))
+    assert selects_only.may_select_labels(("code.push", "sudo"))
+    assert not selects_only.may_select_labels(("code.push", None))
+    assert rule(match={"env": "prod"}).may_select_labels(("code.push", None))  # no label test: always picked

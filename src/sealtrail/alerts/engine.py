@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..event import delivery_id, format_time
-from .rules import ApprovalRequirement, Rule
+from .rules import LABELS, ApprovalRequirement, Rule
 
 __all__ = [
     "ALERT_SOURCE",
@@ -47,6 +47,8 @@ ALERT_SOURCE = {"type": "sealtrail", "id": "alerts"}
 
 _SEP = "\x1f"
 _MAX_WINDOW_EVENTS = 10_000
+_LABELS_REMEMBERED = 4096
+"""Distinct (kind, action) pairs whose rules the engine keeps (they repeat; a flood of new ones costs a pick each)."""
 _STALE_WINDOW = 86400.0
 """A count window whose newest event is this much older than the window is dropped on tick."""
 _EVENT_FIELDS = ("id", "kind", "action", "outcome", "actor", "target", "env", "time")
@@ -262,6 +264,8 @@ class Engine:
         self._approval_horizon = max(
             (rule.require_approval.within for rule in self._rules if rule.require_approval is not None), default=0.0
         )
+        self._by_labels: dict[tuple[Any, ...], tuple[Rule, ...]] = {}
+        """Values of rules.LABELS -> the rules that may select an event with them (Rule.may_select_labels)."""
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -307,7 +311,7 @@ class Engine:
         if self._tracks_approvals:
             self._learn_approval(envelope, moment)
         alerts = []
-        for rule in self._rules:
+        for rule in self._rules_for(tuple(envelope.get(label) for label in LABELS)):
             if rule.mode == "absent":
                 if rule.selects(envelope):
                     self._seen_source(rule, index, envelope, arrival)
@@ -323,6 +327,17 @@ class Engine:
             if alert is not None:
                 alerts.append(alert)
         return alerts
+
+    def _rules_for(self, labels: tuple[Any, ...]) -> tuple[Rule, ...]:
+        """The rules worth evaluating for an event with these rules.LABELS values: the others cannot select it."""
+        if not all(value is None or type(value) is str for value in labels):
+            return self._rules
+        rules = self._by_labels.get(labels)
+        if rules is None:
+            rules = tuple(rule for rule in self._rules if rule.may_select_labels(labels))
+            if len(self._by_labels) < _LABELS_REMEMBERED:
+                self._by_labels[labels] = rules
+        return rules
 
     def _group(self, rule: Rule, envelope: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
         values = {path.text: _text(path.get(envelope)) for path in rule.group_by}

@@ -134,23 +134,58 @@ class Condition:
     globs: tuple[str, ...] | None = None
     prefixes: tuple[str, ...] | None = None
     exists: bool | None = None
+    _glob: re.Pattern[str] | None = field(init=False, repr=False, compare=False, default=None)
+    _any_strings: frozenset[str] | None = field(init=False, repr=False, compare=False, default=None)
+    _none_strings: frozenset[str] | None = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        # Derived once per rule: the glob patterns as one regex, and the string values of
+        # any_of/none_of as sets, so that a string value (nearly every one) is one lookup.
+        glob = None if self.globs is None else re.compile("|".join(fnmatch.translate(p) for p in self.globs))
+        object.__setattr__(self, "_glob", glob)
+        object.__setattr__(self, "_any_strings", _string_set(self.any_of))
+        object.__setattr__(self, "_none_strings", _string_set(self.none_of))
 
     def holds(self, envelope: Mapping[str, Any]) -> bool:
         value = self.path.get(envelope)
         if self.exists is not None and (value is not None) != self.exists:
             return False
+        if type(value) is str:
+            return self._holds_for_string(value)
         items = value if isinstance(value, list) else [value]
         if self.none_of is not None and any(_same(item, banned) for item in items for banned in self.none_of):
             return False
         if self.any_of is not None and not any(_same(item, wanted) for item in items for wanted in self.any_of):
             return False
-        if self.globs is not None and not any(
-            isinstance(item, str) and fnmatch.fnmatchcase(item, pattern) for item in items for pattern in self.globs
-        ):
+        if self._glob is not None and not any(isinstance(item, str) and self._glob.match(item) for item in items):
             return False
-        return self.prefixes is None or any(
-            isinstance(item, str) and item.startswith(prefix) for item in items for prefix in self.prefixes
-        )
+        return self.prefixes is None or any(isinstance(item, str) and item.startswith(self.prefixes) for item in items)
+
+    def _holds_for_string(self, value: str) -> bool:
+        """holds() for a string value: strings equal only strings (_same), so the sets decide."""
+        if self._none_strings is not None and value in self._none_strings:
+            return False
+        if self._any_strings is not None and value not in self._any_strings:
+            return False
+        if self._glob is not None and self._glob.match(value) is None:
+            return False
+        return self.prefixes is None or value.startswith(self.prefixes)
+
+    @property
+    def tests_label_only(self) -> bool:
+        """True if this condition reads one of the event's LABELS and nothing else."""
+        return len(self.path.alternatives) == 1 and self.path.alternatives[0] in _LABEL_PATHS
+
+
+LABELS = ("kind", "action")
+"""Top-level fields with few values that most rules test: the engine picks a rule only for the values it may
+select (Rule.may_select_labels), remembered per pair of values."""
+_LABEL_PATHS = frozenset((label,) for label in LABELS)
+
+
+def _string_set(values: tuple[Scalar, ...] | None) -> frozenset[str] | None:
+    """The strings among `values` (None for no test): what a string value can equal under _same."""
+    return None if values is None else frozenset(v for v in values if type(v) is str)
 
 
 _OPERATORS = frozenset({"equals", "in", "not_equals", "not_in", "glob", "prefix", "exists"})
@@ -212,6 +247,11 @@ class Matcher:
 
     def matches(self, envelope: Mapping[str, Any]) -> bool:
         return all(condition.holds(envelope) for condition in self.conditions)
+
+    def may_match_labels(self, labels: tuple[Any, ...]) -> bool:
+        """False if no event with these LABELS values can match (a condition on one of them alone rejects it)."""
+        probe = dict(zip(LABELS, labels, strict=True))
+        return all(condition.holds(probe) for condition in self.conditions if condition.tests_label_only)
 
 
 def _matchers(spec: Any, where: str) -> tuple[Matcher, ...]:
@@ -321,6 +361,10 @@ class Rule:
         if self.match and not any(matcher.matches(envelope) for matcher in self.match):
             return False
         return not any(matcher.matches(envelope) for matcher in self.exclude)
+
+    def may_select_labels(self, labels: tuple[Any, ...]) -> bool:
+        """False only if no event with these LABELS values can pass match: selects() is then False for them all."""
+        return not self.match or any(matcher.may_match_labels(labels) for matcher in self.match)
 
     @property
     def mode(self) -> str:
