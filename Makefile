@@ -39,6 +39,7 @@ test: lint types
 
 bench: $(BIN)/sealtrail
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ingest_floor.py
 	$(BIN)/python bench/http_ingest.py
 	$(BIN)/python bench/proofs.py
 	$(BIN)/python bench/verify.py
