@@ -195,9 +195,10 @@ class _FetchSource:
         sha256 = hashlib.sha256
         leaves: list[bytes] = []
         redacted: list[int] = []
+        claimed = b""
         for pos, entry in enumerate(entries):
             if not entry and redacted_form:
-                claimed, _ = _claim(self, 0, tile, width)
+                claimed = claimed or _claim(self, 0, tile, width)[0]
                 leaves.append(claimed[pos * HASH_SIZE : (pos + 1) * HASH_SIZE])
                 redacted.append(start + pos)
                 continue
@@ -484,10 +485,10 @@ def _check_older_partials(fetch: Fetch, sizes: Iterable[int], size: int) -> None
                     continue  # no tile, or the very object verified at `size`
                 if ref.level is None:
                     kept = _fetch_bundle(fetch, ref)
-                    width = tile_width(0, ref.index, size)
-                    now = _fetch_bundle(fetch, TileRef(None, ref.index, width))
                     if kept is None:
                         continue
+                    width = tile_width(0, ref.index, size)
+                    now = _fetch_bundle(fetch, TileRef(None, ref.index, width))
                     if now is None:
                         raise AuditError(f"{TileRef(None, ref.index, width).path} is missing")
                     if not _same_entries(kept[0], now[0], current(TileRef(0, ref.index))):
@@ -743,7 +744,6 @@ def verify_tiles_log(
     keep = frozenset(s // TILE_WIDTH for s, _, _ in expected if s % TILE_WIDTH and s < size)
     source = _FetchSource(fetch)
     redacted: list[int] = []
-
     tiles = _collecting(_in_order(source, size, keep, None, 0), redacted)
     edge = _rebuild(source, size, tiles, _Checkpoints(expected), progress)
     _check_edge(source, edge)
