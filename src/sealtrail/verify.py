@@ -699,6 +699,7 @@ def verify_tiles_log(
     state: TrustedState | None = None,
     progress: Progress | None = None,
     report: AuditReport | None = None,
+    required: Sequence[Verifier] = (),
 ) -> Checkpoint:
     """Verify a whole c2sp.org/tlog-tiles log and return its verified latest checkpoint.
 
@@ -708,6 +709,7 @@ def verify_tiles_log(
     A sealtrail log's bundles that span redacted entries may come in redacted
     form (tiles.redacted_bundle_path); each such entry must be listed by a
     record later in the log. `report` receives the size and those entries.
+    Every checkpoint must also carry a valid signature by each `required` key (e.g. the log's ML-DSA-44 key).
     """
     notes: list[tuple[str, bytes]] = []
     latest_note = fetch("checkpoint")
@@ -720,7 +722,7 @@ def verify_tiles_log(
     verified: list[tuple[Checkpoint, str]] = []
     for label, note in notes:
         try:
-            verified.append((open_checkpoint(note, origin, [verifier]).checkpoint, label))
+            verified.append((open_checkpoint(note, origin, [verifier], required=required).checkpoint, label))
         except NoteError as exc:
             raise AuditError(f"{label}: {exc}") from None
     latest, latest_label = max(verified, key=lambda item: item[0].size)

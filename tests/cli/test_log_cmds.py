@@ -1,4 +1,4 @@
-"""`sealtrail init --pq`, `pubkey --pq` and `verify` of a log whose checkpoints carry Ed25519 and ML-DSA-44."""
+"""`init --pq`, `pubkey --pq`, `verify` and `tiles verify` of a log whose checkpoints carry Ed25519 and ML-DSA-44."""
 
 from __future__ import annotations
 
@@ -92,3 +92,24 @@ def test_verify_with_a_pinned_ml_dsa_key(cli: Cli, tmp_path: Path) -> None:
     garbage = cli("verify", "--dir", path, "--mldsa-vkey", str(tmp_path / "missing.vkey"))
     assert garbage.code == 1
     assert "neither a vkey nor a file" in one_error_line(garbage.stderr)
+
+
+def test_tiles_verify_requires_the_ml_dsa_signature_when_given_the_key(cli: Cli, tmp_path: Path) -> None:
+    path, out = tmp_path / "log", tmp_path / "tiles"
+    made = _pq_log(cli, path)
+    ed_vkey, pq_vkey = made.text.splitlines()
+    assert cli("tiles", "export", out, "--dir", path).code == 0
+    both = cli("tiles", "verify", out, "--vkey", ed_vkey, "--mldsa-vkey", pq_vkey)
+    assert both.code == 0, both.stderr
+    assert "verified (each checkpoint signed with Ed25519 and ML-DSA-44)" in both.text
+    impostor = cli("tiles", "verify", out, "--vkey", ed_vkey, "--mldsa-vkey", generate_mldsa44(ORIGIN).verifier.vkey)
+    assert impostor.code == 1
+    assert "checkpoint: no signature by the required key" in one_error_line(impostor.stderr)
+
+    directory = DataDir(path)  # the same checkpoint, signed with the Ed25519 key only
+    checkpoint = open_checkpoint((out / "checkpoint").read_bytes(), ORIGIN, [directory.verifier()]).checkpoint
+    (out / "checkpoint").write_bytes(sign_checkpoint(checkpoint, directory.signer()))
+    assert cli("tiles", "verify", out, "--vkey", ed_vkey).code == 0
+    stripped = cli("tiles", "verify", out, "--vkey", ed_vkey, "--mldsa-vkey", pq_vkey)
+    assert stripped.code == 1
+    assert "checkpoint: no signature by the required key" in one_error_line(stripped.stderr)

@@ -10,12 +10,13 @@ import typer
 
 from ..checkpoint import parse_checkpoint
 from ..fetch import open_source
+from ..mldsa import parse_mldsa_verifier
 from ..monitor import TrustedCheckpoint, load_state, save_state
 from ..note import b64encode, parse_note
 from ..objectstore import DirectorySink
 from ..publish import Publisher
 from ..verify import AuditError, AuditReport, TrustedState, verify_tiles_log
-from ._common import DirOption, data_dir, fail, key_argument, progress_bar, reported_errors
+from ._common import DirOption, data_dir, fail, key_argument, key_text, progress_bar, reported_errors
 
 __all__ = ["app"]
 
@@ -62,10 +63,19 @@ def verify(
         str | None,
         typer.Option("--endpoint-url", help="S3 endpoint for s3:// sources (default: $AWS_ENDPOINT_URL, else AWS)."),
     ] = None,
+    mldsa_vkey: Annotated[
+        str | None,
+        typer.Option(
+            "--mldsa-vkey",
+            help="Also require every checkpoint to carry a valid signature by this ML-DSA-44 key (a log made with "
+            "`init --pq`; `sealtrail pubkey --pq` prints it), inline or as a file path.",
+        ),
+    ] = None,
 ) -> None:
     """Verify a tiles log: checkpoint signature, every entry in every tile and the root, consistency with --state."""
     with reported_errors():
         verifier = key_argument(vkey)
+        required = [parse_mldsa_verifier(key_text(mldsa_vkey))] if mldsa_vkey else []
         log_origin = origin or verifier.name
         seen = load_state(state, log_origin, verifier) if state else None
         trusted = TrustedState(log_origin, seen.checkpoint.size, seen.checkpoint.root) if seen else None
@@ -88,6 +98,7 @@ def verify(
                     state=trusted,
                     progress=progress,
                     report=report,
+                    required=required,
                 )
         except AuditError as exc:
             raise fail(f"tiles log is NOT intact: {exc}") from None
@@ -95,6 +106,7 @@ def verify(
             tiles.close()
         if state:
             save_state(state, TrustedCheckpoint(latest, note))
-    print(f"ok: {log_origin} size {latest.size} root {b64encode(latest.root)} verified")
+    signed = " (each checkpoint signed with Ed25519 and ML-DSA-44)" if required else ""
+    print(f"ok: {log_origin} size {latest.size} root {b64encode(latest.root)} verified{signed}")
     if report.redacted:
         print(f"redacted: {report.redaction_summary()}")
