@@ -72,16 +72,22 @@ def parse_tlog_proof(data: bytes) -> TlogProof:
 
 
 def verify_tlog_proof(
-    data: bytes, origin: str, verifiers: Iterable[Verifier], entry: bytes | None = None
+    data: bytes,
+    origin: str,
+    verifiers: Iterable[Verifier],
+    entry: bytes | None = None,
+    *,
+    required: Iterable[Verifier] = (),
 ) -> tuple[TlogProof, SignedCheckpoint, bytes]:
     """Check a tlog-proof offline; return it, its checkpoint and the proven leaf hash.
 
     The leaf hash comes from `entry` when given (and must then equal the one in
-    `extra`, if any), else from `extra`.
+    `extra`, if any), else from `extra`. The checkpoint must also carry a valid
+    signature by every `required` key (e.g. the log's ML-DSA-44 key).
     """
     proof = parse_tlog_proof(data)
     try:
-        signed = open_checkpoint(proof.checkpoint, origin, verifiers)
+        signed = open_checkpoint(proof.checkpoint, origin, verifiers, required=required)
     except NoteError as exc:
         raise TlogProofError(f"checkpoint: {exc}") from None
     if entry is not None:

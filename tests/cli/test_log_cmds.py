@@ -113,3 +113,31 @@ def test_tiles_verify_requires_the_ml_dsa_signature_when_given_the_key(cli: Cli,
     stripped = cli("tiles", "verify", out, "--vkey", ed_vkey, "--mldsa-vkey", pq_vkey)
     assert stripped.code == 1
     assert "checkpoint: no signature by the required key" in one_error_line(stripped.stderr)
+
+
+def test_verify_proof_requires_the_ml_dsa_signature_when_given_the_key(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    made = _pq_log(cli, path)
+    ed_vkey, pq_vkey = made.text.splitlines()
+    proof_file = tmp_path / "proof"
+    proved = cli("prove", "--dir", path, "--index", "2")
+    assert proved.code == 0, proved.stderr
+    proof_file.write_bytes(proved.stdout)
+    ok = cli("verify-proof", proof_file, "--vkey", ed_vkey, "--mldsa-vkey", pq_vkey)
+    assert ok.code == 0, ok.stderr
+    impostor = cli(
+        "verify-proof", proof_file, "--vkey", ed_vkey, "--mldsa-vkey", generate_mldsa44(ORIGIN).verifier.vkey
+    )
+    assert impostor.code == 1
+    assert "no signature by the required key" in one_error_line(impostor.stderr)
+
+    directory = DataDir(path)  # the proof's checkpoint with its Ed25519 signature only
+    text = proved.stdout
+    note_start = text.index(ORIGIN.encode() + b"\n")
+    note = text[note_start:]
+    checkpoint = open_checkpoint(note, ORIGIN, [directory.verifier()]).checkpoint
+    proof_file.write_bytes(text[:note_start] + sign_checkpoint(checkpoint, directory.signer()))
+    assert cli("verify-proof", proof_file, "--vkey", ed_vkey).code == 0
+    stripped = cli("verify-proof", proof_file, "--vkey", ed_vkey, "--mldsa-vkey", pq_vkey)
+    assert stripped.code == 1
+    assert "no signature by the required key" in one_error_line(stripped.stderr)

@@ -78,15 +78,26 @@ def verify_proof(
     vkey: VkeyOption,
     entry: Annotated[Path | None, typer.Option("--entry", help="The entry's exact bytes, to check too.")] = None,
     origin: Annotated[str | None, typer.Option("--origin", help="Log origin (default: the vkey's name).")] = None,
+    mldsa_vkey: Annotated[
+        str | None,
+        typer.Option(
+            "--mldsa-vkey",
+            help="Also require the proof's checkpoint to carry a valid signature by this ML-DSA-44 key, "
+            "inline or as a file path.",
+        ),
+    ] = None,
 ) -> None:
     """Check a tlog-proof offline: checkpoint signature, inclusion, and the entry bytes if given."""
     with reported_errors():
         verifier = key_argument(vkey)
+        required = [parse_mldsa_verifier(key_text(mldsa_vkey))] if mldsa_vkey else []
         data = proof_file.read_bytes()
         if data.endswith(b"\n\n"):  # a stray newline added by copy and paste or `jq -r`
             data = data.rstrip(b"\n") + b"\n"
         entry_bytes = entry.read_bytes() if entry is not None else None
-        proof, signed, leaf = verify_tlog_proof(data, origin or verifier.name, [verifier], entry_bytes)
+        proof, signed, leaf = verify_tlog_proof(
+            data, origin or verifier.name, [verifier], entry_bytes, required=required
+        )
     what = "entry" if entry is not None else f"leaf hash {b64encode(leaf)}"
     print(f"ok: {what} is at index {proof.index} of {signed.checkpoint.origin}, size {signed.checkpoint.size}")
 
