@@ -45,6 +45,7 @@ bench: $(BIN)/sealtrail
 	$(BIN)/python bench/verify.py
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/integrity.py
+	$(BIN)/python bench/alert_engine.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache
