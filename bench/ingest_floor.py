@@ -27,14 +27,13 @@ from __future__ import annotations
 import argparse
 import os
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import TARGETS, ndjson_lines, run_plain, run_pymerkle
+from ingest import TARGETS, append_all, ndjson_lines, print_rates, print_ratios, run_plain, run_pymerkle
 from sealtrail.datadir import DataDir
 from sealtrail.event import PreparedBatch
 from sealtrail.ingest import prepare_lines
@@ -49,12 +48,10 @@ def run_log(batches: list[PreparedBatch], work: Path) -> float:
     directory.init("bench.sealtrail.local/log")
     log = directory.open_log(checkpoint_interval=1.0, max_batch=max(map(len, batches)))
     start = time.perf_counter()
-    futures = [log.submit(batch) for batch in batches]
-    receipts = [receipt for future in futures for receipt in future.result()]
-    size, _ = log.sign_now()
+    done = append_all(log, batches)
     elapsed = time.perf_counter() - start
     log.close()
-    assert len(receipts) == size == sum(map(len, batches))
+    assert done == sum(map(len, batches))
     return elapsed
 
 
@@ -102,16 +99,8 @@ def main() -> None:
             runs["search"].append(run_search(batches, work))
             runs["pymerkle"].append(run_pymerkle(entries, args.batch, work))
             runs["plain"].append(run_plain(entries, args.batch, work))
-    best = {name: args.n / min(seconds) for name, seconds in runs.items()}
-    median = {name: args.n / statistics.median(seconds) for name, seconds in runs.items()}
-    print(f"  {'':10s} {'best':>10s} {'median':>10s}  events/s   µs/event (best)")
-    for name in runs:
-        print(f"  {name:10s} {best[name]:>10,.0f} {median[name]:>10,.0f}  {1e6 / best[name]:16.2f}")
-    for name, target in TARGETS.items():
-        print(
-            f"log alone / {name:8s} = {best['log'] / best[name]:.2f}x best, "
-            f"{median['log'] / median[name]:.2f}x median (bench/ingest.py target >= {target}, with preparation)"
-        )
+    best, median = print_rates(runs, args.n)
+    print_ratios("log", best, median, ", bench/ingest.py's, with preparation")
     for name, target in TARGETS.items():
         budget = 1e6 / (target * best[name])
         print(

@@ -16,32 +16,16 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import events
+from ingest import ingest_into
 from sealtrail.datadir import DataDir
-from sealtrail.ingest import Preparer
 
 
 def _lines(n: int, seed: int) -> list[bytes]:
     return b"\n".join(events(n, seed=seed)).split(b"\n")
-
-
-def ingest(directory: DataDir, lines: list[bytes], batch: int) -> float:
-    """Seconds to prepare and durably append `lines`, as bench/ingest.py times it."""
-    start = time.perf_counter()
-    preparer = Preparer()
-    log = directory.open_log(checkpoint_interval=1.0, max_batch=batch)
-    futures = [log.submit(chunk) for chunk in preparer.prepare(lines, chunk=batch)]
-    preparer.close()
-    done = sum(len(future.result()) for future in futures)
-    log.sign_now()
-    elapsed = time.perf_counter() - start
-    log.close()
-    assert done == len(lines)
-    return elapsed
 
 
 def main() -> None:
@@ -55,15 +39,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=Path(__file__).parent) as tmp:
         empty = DataDir(Path(tmp) / "empty")
         empty.init("bench.sealtrail.local/empty")
-        empty_seconds = ingest(empty, measured, args.batch)
+        empty_seconds = ingest_into(empty, measured, args.batch)
 
         full = DataDir(Path(tmp) / "full")
         full.init("bench.sealtrail.local/full")
         step = 200_000
         for first in range(0, args.prefill, step):
-            ingest(full, _lines(min(step, args.prefill - first), seed=1000 + first), args.batch)
+            ingest_into(full, _lines(min(step, args.prefill - first), seed=1000 + first), args.batch)
             print(f"  prefilled {min(first + step, args.prefill):,} events", file=sys.stderr)
-        full_seconds = ingest(full, measured, args.batch)
+        full_seconds = ingest_into(full, measured, args.batch)
         size = full.path / "log.db"
         megabytes = size.stat().st_size / 1e6
 

@@ -276,7 +276,8 @@ class Mirror(Follower):
                 width = tile_width(0, index, size)
                 start = index * TILE_WIDTH
                 bundle_ref = TileRef(None, index, width)
-                leaves = _leaves(decode_bundle(bundle, width), tile, bundle_ref in self.fetcher.redacted_form)
+                redacted = bundle_ref in self.fetcher.redacted_form
+                leaves = _leaves(decode_bundle(bundle, width), tile, redacted)
                 kept = held - start if index == first else 0
                 if kept and b"".join(leaves[:kept]) != edge.tile(0):
                     raise _Mismatch(
@@ -288,7 +289,6 @@ class Mirror(Follower):
                     pos = _first_difference(tile, computed)
                     path = TileRef(0, index, width).path
                     raise BadTiles(f"{path} from the source: hash {pos} does not match entry {start + pos}")
-                redacted = bundle_ref in self.fetcher.redacted_form
                 staged.add(redacted_bundle_path(index, width) if redacted else bundle_ref.path, bundle)
                 staged.add(TileRef(0, index, width).path, tile)
                 for (level, tile_index), data in changed.items():

@@ -466,6 +466,17 @@ def _check_older_partials(fetch: Fetch, sizes: Iterable[int], size: int) -> None
     checkpoints `sizes` (what their clients fetch) must be prefixes of the verified ones. An absent one
     is no error: a client then reads the full tile (c2sp.org/tlog-tiles lets logs delete them)."""
     verified: dict[TileRef, bytes] = {}
+    bundles: dict[int, list[bytes]] = {}
+
+    def current_entries(index: int) -> list[bytes]:
+        """The entries of the verified bundle `index` (either form), read once for every older size."""
+        if index not in bundles:
+            now = TileRef(None, index, tile_width(0, index, size))
+            found = _fetch_bundle(fetch, now)
+            if found is None:
+                raise AuditError(f"{now.path} is missing")
+            bundles[index] = found[0]
+        return bundles[index]
 
     def current(ref: TileRef) -> bytes:
         now = TileRef(ref.level, ref.index, tile_width(0 if ref.level is None else ref.level, ref.index, size))
@@ -487,11 +498,7 @@ def _check_older_partials(fetch: Fetch, sizes: Iterable[int], size: int) -> None
                     kept = _fetch_bundle(fetch, ref)
                     if kept is None:
                         continue
-                    width = tile_width(0, ref.index, size)
-                    now = _fetch_bundle(fetch, TileRef(None, ref.index, width))
-                    if now is None:
-                        raise AuditError(f"{TileRef(None, ref.index, width).path} is missing")
-                    if not _same_entries(kept[0], now[0], current(TileRef(0, ref.index))):
+                    if not _same_entries(kept[0], current_entries(ref.index), current(TileRef(0, ref.index))):
                         path = redacted_bundle_path(ref.index, ref.width) if kept[1] else ref.path
                         raise AuditError(f"{path} (kept for checkpoint {old}) does not match the verified log")
                     continue

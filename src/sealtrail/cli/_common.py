@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from ..datadir import DataDir
+from ..mldsa import MLDSAVerifier, parse_mldsa_verifier
 from ..note import Ed25519Verifier, NoteError, parse_verifier
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "fail",
     "key_argument",
     "key_text",
+    "mldsa_key_argument",
     "progress_bar",
     "reported_errors",
     "stderr",
@@ -74,6 +76,11 @@ def key_text(value: str) -> str:
 def key_argument(value: str) -> Ed25519Verifier:
     """The Ed25519 log key of a --vkey option (see key_text)."""
     return parse_verifier(key_text(value))
+
+
+def mldsa_key_argument(value: str) -> MLDSAVerifier:
+    """The ML-DSA-44 log key of an --mldsa-vkey option (see key_text)."""
+    return parse_mldsa_verifier(key_text(value))
 
 
 class ProgressBar:

@@ -10,13 +10,20 @@ import typer
 
 from ..checkpoint import parse_checkpoint
 from ..fetch import open_source
-from ..mldsa import parse_mldsa_verifier
 from ..monitor import TrustedCheckpoint, load_state, save_state
 from ..note import b64encode, parse_note
 from ..objectstore import DirectorySink
 from ..publish import Publisher
 from ..verify import AuditError, AuditReport, TrustedState, verify_tiles_log
-from ._common import DirOption, data_dir, fail, key_argument, key_text, progress_bar, reported_errors
+from ._common import (
+    DirOption,
+    data_dir,
+    fail,
+    key_argument,
+    mldsa_key_argument,
+    progress_bar,
+    reported_errors,
+)
 
 __all__ = ["app"]
 
@@ -75,7 +82,7 @@ def verify(
     """Verify a tiles log: checkpoint signature, every entry in every tile and the root, consistency with --state."""
     with reported_errors():
         verifier = key_argument(vkey)
-        required = [parse_mldsa_verifier(key_text(mldsa_vkey))] if mldsa_vkey else []
+        required = [mldsa_key_argument(mldsa_vkey)] if mldsa_vkey else []
         log_origin = origin or verifier.name
         seen = load_state(state, log_origin, verifier) if state else None
         trusted = TrustedState(log_origin, seen.checkpoint.size, seen.checkpoint.root) if seen else None

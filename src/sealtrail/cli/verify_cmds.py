@@ -8,11 +8,18 @@ from typing import Annotated
 
 import typer
 
-from ..mldsa import parse_mldsa_verifier
 from ..note import b64encode
 from ..tlogproof import verify_tlog_proof
 from ..verify import AuditError, audit_store, default_workers
-from ._common import DirOption, data_dir, fail, key_argument, key_text, progress_bar, reported_errors
+from ._common import (
+    DirOption,
+    data_dir,
+    fail,
+    key_argument,
+    mldsa_key_argument,
+    progress_bar,
+    reported_errors,
+)
 
 __all__ = ["register"]
 
@@ -46,7 +53,7 @@ def verify(
     with reported_errors():
         directory = data_dir(dir)
         verifier = key_argument(vkey) if vkey else directory.verifier()
-        mldsa = parse_mldsa_verifier(key_text(mldsa_vkey)) if mldsa_vkey else directory.mldsa_verifier()
+        mldsa = mldsa_key_argument(mldsa_vkey) if mldsa_vkey else directory.mldsa_verifier()
         required = [] if mldsa is None else [mldsa]
         store = directory.store()
         try:
@@ -90,7 +97,7 @@ def verify_proof(
     """Check a tlog-proof offline: checkpoint signature, inclusion, and the entry bytes if given."""
     with reported_errors():
         verifier = key_argument(vkey)
-        required = [parse_mldsa_verifier(key_text(mldsa_vkey))] if mldsa_vkey else []
+        required = [mldsa_key_argument(mldsa_vkey)] if mldsa_vkey else []
         data = proof_file.read_bytes()
         if data.endswith(b"\n\n"):  # a stray newline added by copy and paste or `jq -r`
             data = data.rstrip(b"\n") + b"\n"
